@@ -1,0 +1,311 @@
+"""Run configuration: pydantic models, YAML in, ``--set a.b=c`` overrides, clear errors.
+
+Every run config has the same top-level sections (``model``, ``data``, ``objective``,
+``train``, ``eval``) so an example config can be pointed at a user's data with
+``--set data.manifest=PATH``. Unknown keys and wrong types fail with a message naming
+the key and the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+from polymodal.errors import PolymodalError
+
+
+class ConfigError(PolymodalError, ValueError):
+    """A config file or override that cannot be used; the message names the key and file."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------- model
+class TowerSpec(_Strict):
+    """One tower built from a spec (used when ``model.preset`` is not given or to override it).
+
+    ``source`` picks the encoder family: ``hf`` (any transformers model by hub name or local
+    folder), ``efficientnet-lite0`` / ``minilm`` (packaged offline towers), ``builtin-cnn``,
+    ``builtin-vit``, ``builtin-text``, ``builtin-audio`` (small towers trained from scratch),
+    ``tiny`` (random-init tiny HF configs, for tests).
+    """
+
+    modality: Literal["image", "text", "audio", "video"]
+    source: str
+    name_or_path: str | None = None
+    pooling: Literal["mean", "cls", "pooler", "none"] = "mean"
+    projection_dim: int | None = None
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    trust_remote_code: bool = False
+    revision: str | None = None
+    # video: frames per clip and temporal pooling over the frame tower
+    num_frames: int = Field(8, ge=1)
+    temporal_pooling: Literal["mean", "transformer"] = "mean"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class FusionSpec(_Strict):
+    kind: Literal["early", "late", "cross_attention"] = "late"
+    # late fusion: how pooled embeddings are combined
+    combine: Literal["concat", "sum", "gated"] = "concat"
+    hidden_dim: int = Field(256, ge=1)
+    num_layers: int = Field(1, ge=1)
+    num_heads: int = Field(4, ge=1)
+    # cross-attention: which modality queries which
+    query: str | None = None
+    context: str | None = None
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class HeadSpec(_Strict):
+    kind: Literal["classification", "multilabel", "regression"] = "classification"
+    # number of outputs; filled from the data's label set when omitted
+    num_outputs: int | None = None
+    hidden_dim: int | None = None
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class ModelConfig(_Strict):
+    """Which model to build. ``preset`` is a name from ``polymodal models`` or a path
+    (save_pretrained folder, HF folder, run dir). ``kind`` says what to build on top."""
+
+    preset: str | None = "tiny-dual"
+    kind: Literal["dual", "fusion", "classifier"] = "dual"
+    towers: list[TowerSpec] | None = None
+    embed_dim: int | None = None
+    init_temperature: float = Field(0.07, gt=0.0)
+    learn_temperature: bool = True
+    fusion: FusionSpec | None = None
+    # head per label column; key is the label column (``label`` by default)
+    heads: dict[str, HeadSpec] = Field(default_factory=dict)
+    # which modalities feed a fusion/classifier model (default: every tower)
+    inputs: list[str] | None = None
+    local_files_only: bool | None = None
+
+
+# --------------------------------------------------------------------------- data
+class ImageDataConfig(_Strict):
+    size: int | None = None  # None: the tower's own size
+    augment: bool = False
+    random_resized_crop_scale: tuple[float, float] = (0.6, 1.0)
+    hflip: bool = True
+    max_pixels: int = Field(64_000_000, ge=1)
+
+
+class TextDataConfig(_Strict):
+    max_chars: int = Field(2000, ge=1)
+    on_too_long: Literal["truncate", "reject"] = "truncate"
+    on_invalid_utf8: Literal["replace", "reject"] = "reject"
+    max_tokens: int | None = None
+    prompt: str | None = None  # e.g. "a photo of a {}." when captions come from labels
+
+
+class AudioDataConfig(_Strict):
+    sample_rate: int | None = None  # None: the tower's own rate
+    max_seconds: float = Field(10.0, gt=0)
+    min_seconds: float = Field(0.05, ge=0)
+
+
+class VideoDataConfig(_Strict):
+    num_frames: int = Field(8, ge=1)
+
+
+class DataConfig(_Strict):
+    manifest: str | None = None
+    # root that every relative path must stay inside (default: the manifest's folder)
+    root: str | None = None
+    on_error: Literal["fail", "skip"] = "fail"
+    quarantine_file: str | None = None  # default: <run dir>/quarantine.jsonl
+    modalities: list[str] | None = None  # default: those the model needs
+    label_columns: list[str] | None = None  # default: ["label"] when present
+    train_split: str = "train"
+    val_split: str = "val"
+    test_split: str = "test"
+    # restrict to rows whose label is (not) in these lists (e.g. held-out classes)
+    include_labels: list[str] | None = None
+    exclude_labels: list[str] | None = None
+    # class-folder trees are split by this seeded ratio (train, val, test)
+    split_ratio: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    limit: int | None = Field(None, ge=1)  # cap rows per split (quick runs)
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int | None = None
+    num_workers: int = Field(0, ge=0)
+    length_bucketing: bool = False
+    image: ImageDataConfig = Field(default_factory=ImageDataConfig)
+    text: TextDataConfig = Field(default_factory=TextDataConfig)
+    audio: AudioDataConfig = Field(default_factory=AudioDataConfig)
+    video: VideoDataConfig = Field(default_factory=VideoDataConfig)
+
+
+# --------------------------------------------------------------------------- objective
+class ObjectiveConfig(_Strict):
+    kind: Literal["contrastive", "siglip", "classification", "multitask", "distill"] = "contrastive"
+    # contrastive: which modality pairs are aligned (default: every pair of towers)
+    pairs: list[tuple[str, str]] | None = None
+    gather_with_grad: bool = True
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    # multitask: fixed weights per label column, or uncertainty weighting
+    task_weights: dict[str, float] | None = None
+    weighting: Literal["fixed", "uncertainty"] = "fixed"
+    # distillation
+    teacher: str | None = None
+    distill_temperature: float = Field(2.0, gt=0)
+    distill_alpha: float = Field(0.5, ge=0.0, le=1.0)
+
+
+# --------------------------------------------------------------------------- train
+class LoraConfigSpec(_Strict):
+    r: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    # per tower (modality) target modules; default: the tower's own suggestion
+    target_modules: dict[str, list[str]] | None = None
+    towers: list[str] | None = None  # which towers get LoRA (default: every unlocked tower)
+
+
+class TrainConfig(_Strict):
+    strategy: Literal["full", "linear_probe", "top_k", "lora", "locked"] = "full"
+    top_k: int = Field(1, ge=1)
+    top_k_towers: list[str] | None = None
+    locked_towers: list[str] = Field(default_factory=list)
+    lora: LoraConfigSpec = Field(default_factory=LoraConfigSpec)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    head_lr: float | None = None
+    weight_decay: float = Field(0.01, ge=0)
+    momentum: float = Field(0.9, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: Literal["constant", "linear", "cosine"] = "cosine"
+    warmup_steps: int = Field(0, ge=0)
+    warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
+    epochs: int = Field(1, ge=1)
+    max_steps: int | None = Field(None, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    mixed_precision: Literal["no", "bf16", "fp16", "auto"] = "no"
+    gradient_checkpointing: bool = False
+    seed: int = 0
+    log_every: int = Field(10, ge=1)
+    eval_every: int | None = Field(None, ge=1)  # steps; None = each epoch
+    checkpoint_every: int | None = Field(None, ge=1)  # steps; None = each epoch
+    keep_last: int = Field(2, ge=1)
+    early_stopping_metric: str | None = None
+    early_stopping_mode: Literal["max", "min"] = "max"
+    patience: int | None = Field(None, ge=1)
+    min_delta: float = Field(0.0, ge=0)
+    on_nan: Literal["skip", "halt"] = "skip"
+    progress: bool = True
+
+
+class EvalConfig(_Strict):
+    tasks: list[str] = Field(default_factory=list)
+    split: str = "test"
+    templates: list[str] | None = None
+    bootstrap: int = Field(1000, ge=0)
+
+
+class RunConfig(_Strict):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    name: str | None = None
+    notes: str | None = None
+
+
+# --------------------------------------------------------------------------- loading
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b=c`` -> (["a", "b"], value); the value is parsed as YAML (numbers, lists, null)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form key.path=value")
+    key, raw = text.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for text in overrides:
+        parts, value = parse_override(text)
+        node: Any = data
+        for part in parts[:-1]:
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: {part!r} is not a section")
+            child = node.get(part)
+            if child is None:
+                child = {}
+                node[part] = child
+            node = child
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {text!r}: {'.'.join(parts[:-1])!r} is not a section")
+        node[parts[-1]] = value
+    return data
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid config in {source}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key")
+        else:
+            got = e.get("input")
+            shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__
+            lines.append(f"  {key}: {e['msg']} (got {shown})")
+    return "\n".join(lines)
+
+
+def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, source)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML run config, apply ``--set`` overrides, validate.
+
+    Relative ``data.manifest`` paths in the file are resolved against the file's folder;
+    paths given by ``--set`` are resolved against the working directory.
+    """
+    data: dict[str, Any] = {}
+    source = "<overrides>"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping of sections")
+        data = loaded
+        manifest = (data.get("data") or {}).get("manifest") if isinstance(data.get("data"), dict) else None
+        if isinstance(manifest, str) and not Path(manifest).is_absolute():
+            candidate = (p.parent / manifest).resolve()
+            if candidate.exists():
+                data["data"]["manifest"] = str(candidate)
+    if overrides:
+        data = apply_overrides(data, list(overrides))
+        source = f"{source} (with --set overrides)"
+    return config_from_dict(data, source)
+
+
+def dump_config(cfg: RunConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
