@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
@@ -30,17 +30,6 @@ def user_errors(*kinds: type[BaseException], code: int = 2) -> Iterator[None]:
         yield
     except catch as exc:
         fail(str(exc), code)
-
-
-def version_option() -> Callable[[bool], None]:
-    def _cb(value: bool) -> None:
-        if value:
-            from polymodal import __version__
-
-            typer.echo(f"polymodal {__version__}")
-            raise typer.Exit()
-
-    return _cb
 
 
 def is_tty() -> bool:

@@ -7,6 +7,8 @@ Each command group lives in its own module under ``polymodal.cli`` and exposes
 from __future__ import annotations
 
 import importlib
+import sys
+from typing import Any
 
 import typer
 
@@ -49,8 +51,42 @@ for _name in COMMAND_MODULES:
     _module.register(app)
 
 
+def _print_version(ctx: Any, _param: Any, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        typer.echo(f"polymodal {__version__}")
+        ctx.exit()
+
+
+def _add_version_everywhere(command: Any) -> None:
+    """Give every command and group its own ``--version`` (typer only puts it on the root).
+
+    The click classes are taken from the command's own module: recent typer releases ship
+    a private copy of click, older ones use click itself.
+    """
+    core = sys.modules[type(command).__module__]
+    if not any("--version" in p.opts for p in command.params):
+        command.params.append(
+            core.Option(
+                ["--version"],
+                is_flag=True,
+                expose_value=False,
+                is_eager=True,
+                callback=_print_version,
+                help="Print the version and exit.",
+            )
+        )
+    for sub in getattr(command, "commands", {}).values():
+        _add_version_everywhere(sub)
+
+
+def build_cli() -> Any:
+    command = typer.main.get_command(app)
+    _add_version_everywhere(command)
+    return command
+
+
 def main() -> None:
-    app()
+    build_cli()(prog_name="polymodal")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,46 @@
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from polymodal import __version__
+from polymodal.cli.main import build_cli
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = build_cli().main(args=args, prog_name="polymodal", standalone_mode=False)
+    return (code or 0), capsys.readouterr().out
+
+
+def test_root_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_cli(["--version"], capsys)
+    assert code == 0
+    assert out.strip() == f"polymodal {__version__}"
+    code, out = run_cli(["--help"], capsys)
+    assert code == 0
+    assert "Usage" in out
+
+
+def _walk(command: Any, path: list[str]) -> Any:
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _walk(sub, [*path, name])
+
+
+def test_every_command_has_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    seen = 0
+    for path, _cmd in _walk(build_cli(), []):
+        code, out = run_cli([*path, "--version"], capsys)
+        assert code == 0 and out.strip() == f"polymodal {__version__}", path
+        code, out = run_cli([*path, "--help"], capsys)
+        assert code == 0 and "Usage" in out, path
+        seen += 1
+    assert seen >= 1
+
+
+def test_console_script_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "polymodal.cli.main", "--version"], capture_output=True, text=True, check=True
+    )
+    assert __version__ in out.stdout
