@@ -1,0 +1,123 @@
+"""Batch embedding of a manifest's (or a text file's) items with any polymodal model.
+
+Work is ordered by length (text) so each batch carries little padding, then put back in
+input order; the model's own ``encode`` does the batching, inference mode and bf16.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polymodal.errors import DataError
+
+MODALITIES = ("text", "image", "audio", "video")
+
+
+def read_items(data: str | Path, modality: str, split: str | None = None) -> tuple[list[str], list[Any]]:
+    """Return (ids, items) for one modality from a manifest, or from a plain text file (text only).
+
+    Paths in a manifest are resolved against its root and must stay inside it.
+    """
+    if modality not in MODALITIES:
+        raise DataError(f"unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}")
+    path = Path(data)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    if path.is_file() and path.suffix.lower() in {".txt", ".text"}:
+        if modality != "text":
+            raise DataError(f"{path}: a plain text file holds sentences; use --modality text")
+        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+        items = [ln for ln in lines if ln]
+        return [f"line-{i}" for i in range(len(items))], list(items)
+
+    from polymodal.data.sources import load_manifest
+    from polymodal.data.validate import resolve_inside
+
+    manifest = load_manifest(path)
+    ids: list[str] = []
+    items_out: list[Any] = []
+    for row in manifest.rows:
+        if split is not None and row.get("split") != split:
+            continue
+        value = row.get(modality)
+        if value in (None, ""):
+            continue
+        ids.append(str(row.get("id")))
+        if modality == "text":
+            items_out.append(str(value))
+        else:
+            items_out.append(str(resolve_inside(manifest.root, str(value))))
+    if not items_out:
+        where = f" in split {split!r}" if split else ""
+        raise DataError(f"{path}: no rows with a {modality!r} column{where}")
+    return ids, items_out
+
+
+def length_order(items: Sequence[Any], modality: str) -> list[int]:
+    """Indices that visit texts longest first (others keep their order)."""
+    if modality != "text":
+        return list(range(len(items)))
+    return sorted(range(len(items)), key=lambda i: -len(str(items[i])))
+
+
+def embed_items(
+    model: Any,
+    items: Sequence[Any],
+    modality: str,
+    *,
+    batch_size: int = 64,
+    chunk: int = 512,
+    on_progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Embed ``items`` with ``model.encode(modality, ...)`` -> float32 array (n, d) in input order."""
+    order = length_order(items, modality)
+    parts: list[np.ndarray] = []
+    for start in range(0, len(order), chunk):
+        idx = order[start : start + chunk]
+        out = model.encode(modality, [items[i] for i in idx], batch_size=batch_size)
+        parts.append(out.float().cpu().numpy())
+        if on_progress is not None:
+            on_progress(len(idx))
+    if not parts:
+        return np.zeros((0, 0), dtype=np.float32)
+    stacked = np.concatenate(parts, axis=0)
+    result = np.empty_like(stacked)
+    result[np.asarray(order)] = stacked
+    return result.astype(np.float32, copy=False)
+
+
+def embed_to_file(
+    model_name: str,
+    data: str | Path,
+    modality: str,
+    out: str | Path,
+    *,
+    split: str | None = None,
+    batch_size: int = 64,
+    on_progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> tuple[Path, int, int]:
+    """Load ``model_name``, embed the items, write ``out`` (.npy) and ``out``.ids.txt.
+
+    Returns (path, rows, dim).
+    """
+    import polymodal
+
+    ids, items = read_items(data, modality, split)
+    if on_total is not None:
+        on_total(len(items))
+    model = polymodal.load(model_name)
+    vectors = embed_items(model, items, modality, batch_size=batch_size, on_progress=on_progress)
+    out_path = Path(out)
+    if out_path.suffix != ".npy":
+        out_path = out_path.with_suffix(".npy")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".partial.npy")
+    np.save(tmp, vectors, allow_pickle=False)
+    tmp.replace(out_path)
+    out_path.with_suffix(".ids.txt").write_text("\n".join(ids) + "\n", encoding="utf-8")
+    return out_path, vectors.shape[0], vectors.shape[1]
