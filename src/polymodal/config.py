@@ -122,6 +122,8 @@ class DataConfig(_Strict):
     on_error: Literal["fail", "skip"] = "fail"
     quarantine_file: str | None = None  # default: <run dir>/quarantine.jsonl
     modalities: list[str] | None = None  # default: those the model needs
+    # read a modality from another manifest column, e.g. {"text": "question"}
+    columns: dict[str, str] = Field(default_factory=dict)
     label_columns: list[str] | None = None  # default: ["label"] when present
     train_split: str = "train"
     val_split: str = "val"
