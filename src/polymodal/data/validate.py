@@ -1,0 +1,310 @@
+"""Row validation: every row checked once, before any training, with one reason per bad row.
+
+Checks run cheapest first and stop at a row's first problem: id (missing, duplicate),
+split (missing, unknown), label columns (missing, not in the label set), modality values
+(missing, empty text, absolute path, ``..`` leaving the root, symlink leading outside the
+root, file not found) and finally a real decode of every referenced file (images fully
+decoded under the pixel limit; audio read and checked for length and silence; video's
+first frame). Decoding runs in a process pool over the machine's cores.
+
+``apply_policy`` turns a report into the rows to use: ``fail`` raises :class:`DataError`
+listing the bad rows, ``skip`` writes them to a quarantine JSONL file with their reasons.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
+
+from polymodal.config import DataConfig
+from polymodal.data.sources import MODALITIES, Manifest
+from polymodal.errors import DataError
+
+FILE_MODALITIES = ("image", "audio", "video")
+POOL_THRESHOLD = 256  # below this many files a process pool costs more than it saves
+LABELS_FILE = "labels.json"
+
+
+@dataclass(frozen=True)
+class RowIssue:
+    """Why one row is unusable. ``row`` is the 1-based line in the manifest file."""
+
+    row: int
+    id: str | None
+    field: str
+    reason: str
+
+    def line(self) -> str:
+        return f"row {self.row} (id {self.id if self.id is not None else '-'}): {self.field}: {self.reason}"
+
+
+@dataclass
+class ValidationReport:
+    rows: int
+    valid: list[dict[str, Any]]
+    invalid: list[RowIssue]
+    valid_lines: list[int] = field(default_factory=list)
+    invalid_records: list[dict[str, Any]] = field(default_factory=list)
+    quarantined: int = 0
+    source: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.invalid
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rows": self.rows, "valid": len(self.valid), "invalid": [asdict(i) for i in self.invalid]}
+
+    def summary(self) -> str:
+        text = f"{self.rows} rows: {len(self.valid)} valid, {len(self.invalid)} invalid"
+        return text + (f" ({self.quarantined} quarantined)" if self.quarantined else "")
+
+
+# --------------------------------------------------------------------------- paths
+def resolve_inside(root: Path, value: object) -> Path:
+    """The file a manifest value names, or :class:`DataError` when it is not a path inside ``root``."""
+    if not isinstance(value, str) or not value.strip():
+        raise DataError("expected a relative file path")
+    if PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute() or value.startswith("\\"):
+        raise DataError("absolute path not allowed (paths are relative to the data root)")
+    if os.path.normpath(value).replace("\\", "/").split("/")[0] == "..":
+        raise DataError("path escapes the data root (..)")
+    root_real = root.resolve()
+    target = (root_real / value).resolve()
+    if not target.is_relative_to(root_real):
+        raise DataError("path leads outside the data root through a symlink")
+    if not target.exists():
+        raise DataError("file not found")
+    return target
+
+
+# --------------------------------------------------------------------------- labels
+def load_label_sets(path: str | Path) -> dict[str, list[str]]:
+    """Read ``{"<label column>": ["name", ...], ...}`` from a JSON file."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{p}: cannot read label sets ({exc})") from None
+    if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
+        raise DataError(f'{p}: label sets must be a JSON object {{"column": ["name", ...]}}')
+    return {str(k): [str(x) for x in v] for k, v in data.items()}
+
+
+def find_label_sets(manifest: Manifest) -> dict[str, list[str]] | None:
+    """The ``labels.json`` beside a manifest file, when there is one."""
+    candidate = manifest.path.parent / LABELS_FILE if manifest.path.is_file() else manifest.path / LABELS_FILE
+    return load_label_sets(candidate) if candidate.is_file() else None
+
+
+def _label_problem(value: Any, allowed: set[str] | None) -> str | None:
+    values = value if isinstance(value, list) else [value]
+    if value is None or value == "" or (isinstance(value, list) and not value):
+        return "missing label"
+    for v in values:
+        if isinstance(v, dict | list) or v is None:
+            return f"label value {v!r} is not a name or number"
+        if allowed is not None and str(v) not in allowed:
+            return f"unknown label {str(v)!r} (not in the label set)"
+    return None
+
+
+# --------------------------------------------------------------------------- decoding
+def _decode_one(task: tuple[str, str, dict[str, Any]]) -> str | None:
+    """Decode one file; the reason it is unusable, or None. Runs in pool workers."""
+    modality, path, opts = task
+    try:
+        if modality == "image":
+            from polymodal.data.image import check_image
+
+            check_image(path, max_pixels=opts["max_pixels"])
+        elif modality == "audio":
+            from polymodal.data.audio import check_audio
+
+            check_audio(path, min_seconds=opts["min_seconds"])
+        else:
+            from polymodal.data.video import check_video
+
+            check_video(path)
+    except DataError as exc:
+        message = str(exc)
+        return message[len(path) + 2 :] if message.startswith(path + ": ") else message
+    except Exception as exc:  # a decoder bug must mark the row, not abort validation
+        return f"cannot decode ({type(exc).__name__}: {exc})"
+    return None
+
+
+def _run_decodes(
+    tasks: list[tuple[str, str, dict[str, Any]]],
+    workers: int | None,
+    progress: Callable[[int, int], None] | None,
+) -> list[str | None]:
+    n_workers = workers if workers is not None else (os.cpu_count() or 1)
+    results: list[str | None] = []
+    if n_workers <= 1 or len(tasks) < POOL_THRESHOLD:
+        iterator: Iterable[str | None] = map(_decode_one, tasks)
+        pool = None
+    else:
+        # forkserver: safe with threads in the parent, and workers import only what they need
+        pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=get_context("forkserver"))
+        iterator = pool.map(_decode_one, tasks, chunksize=max(1, min(256, len(tasks) // (n_workers * 8))))
+    try:
+        for result in iterator:
+            results.append(result)
+            if progress is not None and (len(results) % 100 == 0 or len(results) == len(tasks)):
+                progress(len(results), len(tasks))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return results
+
+
+# --------------------------------------------------------------------------- rows
+def _cheap_issue(
+    row: dict[str, Any],
+    manifest: Manifest,
+    seen: dict[str, int],
+    line: int,
+    modalities: list[str],
+    labels: dict[str, set[str] | None],
+    splits: set[str],
+    cfg: DataConfig,
+    files: dict[str, Path],
+) -> tuple[str, str] | None:
+    from polymodal.data.text import clean_text
+
+    rid = row.get("id")
+    if rid is None or str(rid).strip() == "":
+        return "id", "missing id"
+    key = str(rid)
+    if key in seen:
+        return "id", f"duplicate id (first seen at row {seen[key]})"
+    seen[key] = line
+    split = row.get("split")
+    if split is None or split == "":
+        return "split", f"missing split (expected one of {', '.join(sorted(splits))})"
+    if str(split) not in splits:
+        return "split", f"unknown split {split!r} (expected one of {', '.join(sorted(splits))})"
+    for col, allowed in labels.items():
+        if col not in row:
+            return col, f"missing label column {col!r}"
+        problem = _label_problem(row[col], allowed)
+        if problem:
+            return col, problem
+    for m in MODALITIES:
+        value = row.get(m)
+        if value is None or value == "":
+            if m in modalities:
+                return m, f"missing {m}" if value is None else f"empty {m}"
+            continue
+        try:
+            if m == "text":
+                clean_text(value, cfg.text, where="text")
+            else:
+                files[m] = resolve_inside(manifest.root, value)
+        except DataError as exc:
+            reason = str(exc).removeprefix("text: ")
+            return m, reason if m == "text" else f"{value}: {reason}"
+    return None
+
+
+def validate_rows(
+    manifest: Manifest,
+    *,
+    modalities: list[str] | None = None,
+    label_sets: dict[str, list[str]] | None = None,
+    splits: Iterable[str] | None = None,
+    decode: bool = True,
+    options: DataConfig | None = None,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ValidationReport:
+    """Check every row of ``manifest``; see the module docstring for the checks and their order.
+
+    ``modalities`` must be present in every row (default: none required, each present value
+    is checked). Label columns required in every row are ``label_sets``' keys plus
+    ``options.label_columns`` (default: every label column of the manifest); values must lie
+    in ``label_sets[col]`` when given. ``splits`` defaults to the config's split names.
+    """
+    cfg = options or DataConfig()
+    split_names = set(splits) if splits is not None else {cfg.train_split, cfg.val_split, cfg.test_split}
+    required = list(modalities or [])
+    unknown = [m for m in required if m not in MODALITIES]
+    if unknown:
+        raise DataError(f"unknown modality {unknown[0]!r} (expected one of {', '.join(MODALITIES)})")
+    columns = list(cfg.label_columns or manifest.label_columns)
+    for col in label_sets or {}:
+        if col not in columns:
+            columns.append(col)
+    labels: dict[str, set[str] | None] = {
+        c: (set(label_sets[c]) if label_sets and c in label_sets else None) for c in columns
+    }
+    opts = {"max_pixels": cfg.image.max_pixels, "min_seconds": cfg.audio.min_seconds}
+
+    issues: dict[int, tuple[str, str]] = {}
+    seen: dict[str, int] = {}
+    tasks: list[tuple[str, str, dict[str, Any]]] = []
+    owners: list[tuple[int, str, str]] = []  # (row index, modality, manifest value) per task
+    for i, row in enumerate(manifest.rows):
+        files: dict[str, Path] = {}
+        issue = _cheap_issue(
+            row, manifest, seen, manifest.line_numbers[i], required, labels, split_names, cfg, files
+        )
+        if issue is not None:
+            issues[i] = issue
+            continue
+        if decode:
+            for m, path in files.items():
+                tasks.append((m, str(path), opts))
+                owners.append((i, m, str(row[m])))
+    for (i, m, value), reason in zip(owners, _run_decodes(tasks, workers, progress), strict=True):
+        if reason is not None and i not in issues:
+            issues[i] = (m, f"{value}: {reason}")
+
+    report = ValidationReport(rows=len(manifest.rows), valid=[], invalid=[], source=str(manifest.path))
+    for i, row in enumerate(manifest.rows):
+        line = manifest.line_numbers[i]
+        if i in issues:
+            fld, reason = issues[i]
+            rid = row.get("id")
+            report.invalid.append(RowIssue(line, None if rid is None else str(rid), fld, reason))
+            report.invalid_records.append(row)
+        else:
+            report.valid.append(row)
+            report.valid_lines.append(line)
+    return report
+
+
+def apply_policy(
+    report: ValidationReport, on_error: str = "fail", quarantine_path: str | Path | None = None
+) -> list[dict[str, Any]]:
+    """The rows to use. ``fail``: raise listing bad rows; ``skip``: quarantine them to a JSONL file."""
+    if on_error not in ("fail", "skip"):
+        raise DataError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
+    if not report.invalid:
+        return report.valid
+    if on_error == "fail":
+        shown = [issue.line() for issue in report.invalid[:20]]
+        more = len(report.invalid) - len(shown)
+        tail = [f"... and {more} more"] if more else []
+        raise DataError(
+            "\n".join(
+                [f"{report.source}: {len(report.invalid)} of {report.rows} rows are invalid:", *shown, *tail]
+                + ["fix them, or set data.on_error=skip to quarantine them"]
+            )
+        )
+    if quarantine_path is not None:
+        out = Path(quarantine_path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("w", encoding="utf-8") as fh:
+            for issue, record in zip(report.invalid, report.invalid_records, strict=True):
+                # ensure_ascii keeps invalid UTF-8 (lone surrogates) writable as \u escapes
+                fh.write(json.dumps({**asdict(issue), "record": record}, default=str) + "\n")
+    report.quarantined = len(report.invalid)
+    return report.valid

@@ -1,0 +1,95 @@
+"""Video decoding: a folder of frames or a video file (PyAV) -> ``num_frames`` RGB images.
+
+Frames are sampled uniformly over the clip: indices ``round(linspace(0, n-1, num_frames))``,
+so a clip shorter than ``num_frames`` repeats frames rather than failing. A folder of
+frames is read in natural order of file names (``frame2`` before ``frame10``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from polymodal.data.image import DEFAULT_MAX_PIXELS, load_image
+from polymodal.data.sources import IMAGE_EXTS
+from polymodal.errors import DataError
+
+
+def sample_indices(total: int, num_frames: int) -> list[int]:
+    """Uniformly spaced frame indices covering ``[0, total)``."""
+    if total <= 0:
+        return []
+    return [int(i) for i in np.rint(np.linspace(0, total - 1, num_frames))]
+
+
+def _natural_key(path: Path) -> list[object]:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def frame_files(folder: Path) -> list[Path]:
+    return sorted(
+        (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")),
+        key=_natural_key,
+    )
+
+
+def _from_folder(folder: Path, num_frames: int, max_pixels: int) -> list[Image.Image]:
+    files = frame_files(folder)
+    if not files:
+        raise DataError(f"{folder}: frame folder holds no image files")
+    return [load_image(files[i], max_pixels=max_pixels) for i in sample_indices(len(files), num_frames)]
+
+
+def _from_file(path: Path, num_frames: int) -> list[Image.Image]:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DataError(f"{path}: file has no video stream")
+            stream = container.streams.video[0]
+            total = int(stream.frames or 0)
+            if total <= 0:
+                # container does not say; count by demuxing packets (cheap: no decoding)
+                total = sum(1 for pkt in container.demux(stream) if pkt.size)
+                container.seek(0)
+            wanted = sample_indices(total, num_frames)
+            picked: dict[int, Image.Image] = {}
+            for i, frame in enumerate(container.decode(stream)):
+                if i in wanted:
+                    picked[i] = frame.to_image().convert("RGB")
+                if i >= wanted[-1]:
+                    break
+    except DataError:
+        raise
+    except (av.FFmpegError, OSError, ValueError, IndexError) as exc:
+        raise DataError(f"{path}: cannot decode video ({exc})") from None
+    if not picked:
+        raise DataError(f"{path}: video has no decodable frames")
+    # a container may over-report its frame count: fall back to the last decoded frame
+    last = picked[max(picked)]
+    return [picked.get(i, last) for i in wanted]
+
+
+def load_video(
+    path: str | Path, num_frames: int = 8, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> list[Image.Image]:
+    """Decode ``num_frames`` uniformly sampled frames from a frame folder or a video file."""
+    p = Path(path)
+    if num_frames < 1:
+        raise DataError(f"{p}: num_frames must be >= 1, got {num_frames}")
+    if p.is_dir():
+        return _from_folder(p, num_frames, max_pixels)
+    if not p.is_file():
+        raise DataError(f"{p}: file not found")
+    if p.stat().st_size == 0:
+        raise DataError(f"{p}: empty file (0 bytes)")
+    return _from_file(p, num_frames)
+
+
+def check_video(path: str | Path) -> None:
+    """Decode one frame; raises :class:`DataError` when the clip cannot be used."""
+    load_video(path, 1)
