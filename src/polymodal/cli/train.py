@@ -1,0 +1,56 @@
+"""``polymodal train CONFIG.yaml [--set k=v]... [--out RUN_DIR] [--resume] [--force]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from polymodal.cli.common import console, user_errors
+
+
+def _summary(result: object) -> None:
+    from rich.table import Table
+
+    table = Table(title="training summary", show_header=True)
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    r = result  # TrainResult
+    table.add_row("run dir", str(r.run_dir))  # type: ignore[attr-defined]
+    table.add_row("optimizer steps", str(r.steps))  # type: ignore[attr-defined]
+    if r.strategy is not None:  # type: ignore[attr-defined]
+        table.add_row("trainable params", f"{r.strategy.trainable:,} / {r.strategy.total:,}")  # type: ignore[attr-defined]
+    if r.best_metric is not None:  # type: ignore[attr-defined]
+        table.add_row(f"best (step {r.best_step})", f"{r.best_metric:.4f}")  # type: ignore[attr-defined]
+    for key, value in sorted(r.final_metrics.items()):  # type: ignore[attr-defined]
+        table.add_row(key, f"{value:.4f}")
+    if r.stopped_early:  # type: ignore[attr-defined]
+        table.add_row("stopped early", "yes")
+    if r.skipped_ids:  # type: ignore[attr-defined]
+        table.add_row("samples in skipped steps", str(len(r.skipped_ids)))  # type: ignore[attr-defined]
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train_cmd(
+        config: Path = typer.Argument(..., help="Run config YAML (see examples/)."),
+        set_: list[str] = typer.Option([], "--set", help="Override a config key: a.b=value (repeatable)."),
+        out: Path | None = typer.Option(None, "--out", help="Run directory (default runs/<config name>)."),
+        resume: bool = typer.Option(False, "--resume", help="Continue from the newest complete checkpoint."),
+        force: bool = typer.Option(False, "--force",
+                                   help="Start over in a run dir with checkpoints, or resume despite a "
+                                        "changed dataset/model config."),
+    ) -> None:
+        """Train (align / fine-tune) a model from a run config."""
+        with user_errors():
+            from polymodal.config import load_config
+            from polymodal.train import train
+
+            cfg = load_config(config, set_)
+            run_dir = out or Path("runs") / (cfg.name or config.stem)
+            result = train(cfg, run_dir, resume=resume, force=force)
+        if result.interrupted:
+            console.print(f"interrupted: checkpoint written; continue with --resume --out {run_dir}")
+            return
+        _summary(result)

@@ -1,0 +1,165 @@
+"""``train(cfg, out_dir)``: build data, model, objective from a RunConfig and run the Trainer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from polymodal.config import RunConfig, dump_config
+from polymodal.errors import TrainingError
+from polymodal.train import checkpoint as ckpt
+from polymodal.train.strategies import apply_strategy, find_towers, merge_lora, save_adapters
+from polymodal.train.trainer import DataSplit, Trainer, TrainResult
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def make_accelerator(cfg: RunConfig) -> Any:
+    from accelerate import Accelerator
+
+    mp = cfg.train.mixed_precision
+    if mp == "auto":
+        mp = "bf16" if not torch.cuda.is_available() or torch.cuda.is_bf16_supported() else "fp16"
+    if mp == "fp16" and not torch.cuda.is_available():
+        raise TrainingError("train.mixed_precision=fp16 needs a GPU; use bf16 on a CPU")
+    return Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available())
+
+
+def _label_columns(cfg: RunConfig, manifest_columns: list[str]) -> list[str]:
+    if cfg.objective.kind in ("contrastive", "siglip"):
+        return []
+    if cfg.data.label_columns:
+        return list(cfg.data.label_columns)
+    if cfg.model.heads:
+        return list(cfg.model.heads)
+    return ["label"] if "label" in manifest_columns else manifest_columns[:1]
+
+
+def _remap(rows: list[dict[str, Any]], columns: dict[str, str]) -> list[dict[str, Any]]:
+    if not columns:
+        return rows
+    return [{**row, **{m: row.get(col) for m, col in columns.items()}} for row in rows]
+
+
+def build_parts(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+    """Data splits, model (strategy applied), objective and fingerprint for one run."""
+    from polymodal.data.loader import MultimodalDataset, build_label_spaces, make_collate
+    from polymodal.data.sources import load_manifest
+    from polymodal.data.validate import apply_policy, validate_rows
+    from polymodal.models import build_model
+    from polymodal.objectives import build_objective
+
+    dc = cfg.data
+    if not dc.manifest:
+        raise TrainingError("data.manifest is not set (pass --set data.manifest=PATH)")
+    manifest = load_manifest(dc.manifest, dc.root, label_columns=dc.label_columns,
+                             split_ratio=dc.split_ratio, seed=cfg.train.seed)
+    manifest.rows = _remap(manifest.rows, dc.columns)
+    label_columns = _label_columns(cfg, manifest.label_columns)
+    label_spaces = build_label_spaces(manifest.rows, label_columns)
+    seed_everything(cfg.train.seed)  # model init is part of the run's determinism
+    model = build_model(cfg.model, label_spaces)
+    towers = find_towers(model)
+    modalities = [m for m in towers if dc.modalities is None or m in dc.modalities]
+    report = validate_rows(manifest, modalities=modalities, label_sets=label_spaces or None,
+                           splits=[dc.train_split, dc.val_split], options=dc)
+    quarantine = dc.quarantine_file or str(run_dir / "quarantine.jsonl")
+    rows = apply_policy(report, dc.on_error, quarantine)
+
+    def split(name: str) -> list[dict[str, Any]]:
+        chosen = [r for r in rows if r.get("split") == name]
+        if dc.include_labels is not None:
+            chosen = [r for r in chosen if str(r.get("label")) in dc.include_labels]
+        if dc.exclude_labels is not None:
+            chosen = [r for r in chosen if str(r.get("label")) not in dc.exclude_labels]
+        return chosen[: dc.limit] if dc.limit else chosen
+
+    train_rows, val_rows = split(dc.train_split), split(dc.val_split)
+    if not train_rows:
+        raise TrainingError(f"{dc.manifest}: no valid rows in split {dc.train_split!r}")
+    strategy = apply_strategy(model, cfg.train)
+    objective = build_objective(cfg.objective, model, label_spaces)
+    processors = {m: t.preprocess for m, t in towers.items() if m in modalities}
+    collate = make_collate(processors, label_spaces)
+    train_ds = MultimodalDataset(train_rows, manifest.root, modalities, label_spaces, dc, seed=cfg.train.seed)
+    val_ds = MultimodalDataset(val_rows, manifest.root, modalities, label_spaces, dc, augment=False,
+                               seed=cfg.train.seed)
+    fingerprint = {
+        "data": _digest([train_rows, val_rows]),
+        "model": _digest(cfg.model.model_dump(mode="json")),
+    }
+    return {
+        "model": model, "objective": objective, "strategy": strategy, "label_columns": label_columns,
+        "train": DataSplit(train_ds, collate, dc.num_workers),
+        "val": DataSplit(val_ds, collate, dc.num_workers) if val_rows else None,
+        "fingerprint": fingerprint, "label_spaces": label_spaces,
+    }
+
+
+def export_model(model: torch.nn.Module, out: Path) -> None:
+    """Best weights -> ``out`` via save_pretrained; LoRA adapters saved alongside, then merged."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    save_adapters(model, out / "adapters")
+    merge_lora(model)
+    save = getattr(model, "save_pretrained", None)
+    if not callable(save):
+        raise TrainingError(f"{type(model).__name__} has no save_pretrained; cannot export the model")
+    save(str(out))
+
+
+def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False, force: bool = False) -> TrainResult:
+    """Train ``cfg`` into ``out_dir``; ``resume`` continues from the newest complete checkpoint."""
+    run_dir = Path(out_dir)
+    accelerator = make_accelerator(cfg)
+    ckpt_root = run_dir / "checkpoints"
+    resume_path = None
+    if resume:
+        resume_path = ckpt.latest_complete(ckpt_root)
+        if resume_path is None:
+            raise TrainingError(f"--resume: no complete checkpoint under {ckpt_root}")
+    elif ckpt.list_checkpoints(ckpt_root):
+        if not force:
+            raise TrainingError(f"{run_dir} already holds checkpoints; pass --resume to continue "
+                                "or --force to start over")
+        if accelerator.is_main_process:
+            shutil.rmtree(ckpt_root)
+            for name in ("metrics.jsonl", "tb", "model"):
+                target = run_dir / name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                elif target.exists():
+                    target.unlink()
+        accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        dump_config(cfg, run_dir / "config.yaml")
+    accelerator.wait_for_everyone()
+    parts = build_parts(cfg, run_dir)
+    if cfg.train.gradient_checkpointing:
+        for tower in find_towers(parts["model"]).values():
+            enable = getattr(tower.encoder, "gradient_checkpointing_enable", None)
+            if callable(enable):
+                enable()
+    trainer = Trainer(cfg, parts["model"], parts["objective"], parts["train"], parts["val"], run_dir,
+                      parts["strategy"], parts["fingerprint"], parts["label_columns"], accelerator,
+                      export=export_model)
+    if accelerator.is_main_process:
+        print(parts["strategy"].summary(), flush=True)
+    return trainer.fit(resume_path, force)

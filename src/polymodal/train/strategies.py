@@ -1,0 +1,150 @@
+"""Which parameters train: full, linear probe, top-k blocks, LoRA (peft), locked towers.
+
+A "tower" is any submodule with ``modality`` and ``encoder`` attributes (the models
+layer's ``Tower``). Everything outside the towers' encoders -- projections, heads, fusion,
+temperature -- is "head" territory and stays trainable under every strategy except that a
+*locked* tower is frozen whole (encoder and projection), as LiT locks its image tower.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import nn
+
+from polymodal.config import TrainConfig
+from polymodal.errors import TrainingError
+
+
+@dataclass
+class StrategyReport:
+    """What :func:`apply_strategy` left trainable."""
+
+    strategy: str
+    trainable: int
+    total: int
+    names: list[str]
+    frozen_modules: list[nn.Module] = field(default_factory=list, repr=False)
+    lora_towers: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        pct = 100.0 * self.trainable / max(self.total, 1)
+        return f"strategy {self.strategy}: {self.trainable:,} of {self.total:,} parameters trainable ({pct:.2f}%)"
+
+
+def find_towers(model: nn.Module) -> dict[str, nn.Module]:
+    """Towers by modality: ``model.towers`` when it is a ModuleDict, else any submodule shaped like one."""
+    towers = getattr(model, "towers", None)
+    if isinstance(towers, nn.ModuleDict):
+        return {str(k): v for k, v in towers.items()}
+    found: dict[str, nn.Module] = {}
+    for _, mod in model.named_modules():
+        if hasattr(mod, "modality") and isinstance(getattr(mod, "encoder", None), nn.Module):
+            found.setdefault(str(mod.modality), mod)
+    return found
+
+
+def _set_requires_grad(module: nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+def _inject_lora(tower: nn.Module, modality: str, cfg: TrainConfig) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    targets = (cfg.lora.target_modules or {}).get(modality)
+    if targets is None:
+        lora_targets = getattr(tower, "lora_targets", None)
+        targets = list(lora_targets()) if callable(lora_targets) else None
+    if not targets:
+        raise TrainingError(
+            f"strategy lora: no target modules for the {modality} tower; "
+            f"set train.lora.target_modules.{modality}"
+        )
+    lcfg = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                      target_modules=list(targets), bias="none")
+    try:
+        tower.encoder = get_peft_model(tower.encoder, lcfg)
+    except ValueError as exc:  # peft names the missing target modules
+        raise TrainingError(f"strategy lora on the {modality} tower: {exc}") from None
+
+
+def apply_strategy(model: nn.Module, cfg: TrainConfig) -> StrategyReport:
+    """Freeze/unfreeze (and inject LoRA into) ``model`` in place according to ``cfg.strategy``."""
+    towers = find_towers(model)
+    unknown = [t for t in cfg.locked_towers if t not in towers]
+    if unknown:
+        raise TrainingError(f"train.locked_towers names {unknown}, but the model's towers are {sorted(towers)}")
+    _set_requires_grad(model, True)
+    frozen: list[nn.Module] = []
+    lora_towers: list[str] = []
+    strategy = cfg.strategy
+    if strategy in ("linear_probe", "top_k", "lora"):
+        if not towers:
+            raise TrainingError(f"strategy {strategy} needs a model with towers (none found)")
+        for tower in towers.values():
+            _set_requires_grad(tower.encoder, False)
+    if strategy == "linear_probe":
+        frozen += [t.encoder for t in towers.values()]
+    elif strategy == "top_k":
+        chosen = cfg.top_k_towers or [m for m in towers if m not in cfg.locked_towers]
+        for modality in chosen:
+            if modality not in towers:
+                raise TrainingError(f"train.top_k_towers names {modality!r}; towers are {sorted(towers)}")
+            blocks = list(towers[modality].blocks())
+            if not blocks:
+                raise TrainingError(f"strategy top_k: the {modality} tower exposes no blocks")
+            for block in blocks[-cfg.top_k:]:
+                _set_requires_grad(block, True)
+    elif strategy == "lora":
+        chosen = cfg.lora.towers or [m for m in towers if m not in cfg.locked_towers]
+        for modality in chosen:
+            if modality not in towers:
+                raise TrainingError(f"train.lora.towers names {modality!r}; towers are {sorted(towers)}")
+            if modality in cfg.locked_towers:
+                raise TrainingError(f"tower {modality!r} is both locked and a LoRA target")
+            _inject_lora(towers[modality], modality, cfg)
+            lora_towers.append(modality)
+        # peft freezes the wrapped encoder except its adapters; the rest of the model stays as set
+    elif strategy == "locked" and not cfg.locked_towers:
+        raise TrainingError("strategy locked needs train.locked_towers (e.g. [image])")
+    for modality in cfg.locked_towers:
+        _set_requires_grad(towers[modality], False)
+        frozen.append(towers[modality])
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    if trainable == 0:
+        raise TrainingError(f"strategy {strategy} leaves no trainable parameters")
+    return StrategyReport(strategy, trainable, total, names, frozen, lora_towers)
+
+
+def set_train_mode(model: nn.Module, report: StrategyReport) -> None:
+    """``model.train()`` but fully frozen modules stay in eval mode (no dropout / BN updates)."""
+    model.train()
+    for module in report.frozen_modules:
+        module.eval()
+
+
+def save_adapters(model: nn.Module, out_dir: str | Path) -> list[Path]:
+    """Save each LoRA-wrapped encoder's adapter (peft format) under ``out_dir/<modality>``."""
+    from peft import PeftModel
+
+    saved = []
+    for modality, tower in find_towers(model).items():
+        if isinstance(tower.encoder, PeftModel):
+            path = Path(out_dir) / modality
+            tower.encoder.save_pretrained(str(path))
+            saved.append(path)
+    return saved
+
+
+def merge_lora(model: nn.Module) -> nn.Module:
+    """Fold every LoRA adapter into its base weights; the model becomes a plain one again."""
+    from peft import PeftModel
+
+    for tower in find_towers(model).values():
+        if isinstance(tower.encoder, PeftModel):
+            tower.encoder = tower.encoder.merge_and_unload()
+    return model

@@ -1,0 +1,368 @@
+"""The training loop on HF Accelerate, built for exact resume.
+
+Why the loop owns gradient accumulation instead of ``accelerator.accumulate``: exact resume
+needs the optimizer-step boundaries to be a pure function of (epoch, position), and the
+data order to come from our own (seed, epoch) plan; Accelerate's accumulate counts steps in
+a private counter tied to its own dataloader wrapper. We use its other parts as they are:
+``prepare`` (DDP / device placement / mixed precision), ``no_sync`` on the micro-steps,
+``backward`` (grad scaler), ``clip_grad_norm_``, ``reduce`` / ``gather`` for metrics.
+
+Checkpoints are taken only at optimizer-step boundaries. A kill in the middle of an
+accumulation replays the micro-steps from the last boundary: since data order and RNG state
+are restored, the replay is bit for bit what the first attempt computed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from polymodal.config import RunConfig
+from polymodal.errors import TrainingError
+from polymodal.train import checkpoint as ckpt
+from polymodal.train import order
+from polymodal.train.callbacks import EarlyStopping, MetricsLog
+from polymodal.train.evaluation import evaluate
+from polymodal.train.optim import build_optimizer, build_scheduler
+from polymodal.train.progress import ProgressBar
+from polymodal.train.strategies import StrategyReport, set_train_mode
+
+
+@dataclass
+class DataSplit:
+    """A map-style dataset plus the collate function that turns its samples into a Batch."""
+
+    dataset: Any
+    collate: Callable[[list[Any]], dict[str, Any]]
+    num_workers: int = 0
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_metric: float | None
+    final_metrics: dict[str, float]
+    steps: int
+    best_step: int | None = None
+    stopped_early: bool = False
+    interrupted: bool = False
+    strategy: StrategyReport | None = None
+    skipped_ids: list[str] = field(default_factory=list)
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def _fault_point() -> tuple[int, int] | None:
+    """Test-only fault injection (``POLYMODAL_FAULT=STEP:MICRO``): SIGKILL ourselves right after
+    micro-step MICRO of optimizer step STEP. It lets the resume tests kill at an exact point."""
+    spec = os.environ.get("POLYMODAL_FAULT")
+    if not spec:
+        return None
+    step, _, micro = spec.partition(":")
+    return int(step), int(micro or 0)
+
+
+class Trainer:
+    """One run: model + objective + data + config -> run dir with checkpoints and metrics."""
+
+    def __init__(self, cfg: RunConfig, model: torch.nn.Module, objective: Callable[[Any, Any], Any],
+                 train_data: DataSplit, val_data: DataSplit | None, run_dir: str | Path,
+                 strategy: StrategyReport, fingerprint: dict[str, str], label_columns: list[str],
+                 accelerator: Any, export: Callable[[torch.nn.Module, Path], None] | None = None) -> None:
+        self.cfg, self.tc = cfg, cfg.train
+        self.acc = accelerator
+        self.raw_model = model
+        self.objective = objective
+        self.train_data, self.val_data = train_data, val_data
+        self.run_dir = Path(run_dir)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.strategy = strategy
+        self.fingerprint = fingerprint
+        self.label_columns = label_columns
+        self.export = export
+        self.world, self.rank = accelerator.num_processes, accelerator.process_index
+        self.main = accelerator.is_main_process
+        bs = cfg.data.batch_size
+        if bs % self.world:
+            raise TrainingError(f"data.batch_size {bs} must be divisible by the {self.world} processes")
+        n_batches = len(train_data.dataset) // bs
+        if n_batches == 0:
+            raise TrainingError(f"the train split has {len(train_data.dataset)} rows, fewer than one batch of {bs}")
+        self.steps_per_epoch = -(-n_batches // self.tc.grad_accum)
+        total = self.steps_per_epoch * self.tc.epochs
+        self.total_steps = min(total, self.tc.max_steps) if self.tc.max_steps else total
+        self.optimizer = build_optimizer(model, self.tc)
+        self.scheduler = build_scheduler(self.optimizer, self.tc, self.total_steps)
+        self.model, self.optimizer = accelerator.prepare(model, self.optimizer)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        metric = self.tc.early_stopping_metric or "val/loss"
+        mode = self.tc.early_stopping_mode if self.tc.early_stopping_metric else "min"
+        self.early = EarlyStopping(metric, mode, self.tc.patience, self.tc.min_delta)
+        self.log = MetricsLog(self.run_dir, enabled=self.main)
+        self.epoch = self.step_in_epoch = self.global_step = self.samples = 0
+        self.best_path: Path | None = None
+        self.skipped_ids: list[str] = []
+        self._term = False
+        self.last_val: dict[str, float] = {}
+        self.last_saved_step = -1
+
+    # ------------------------------------------------------------ state
+    def _state(self) -> dict[str, Any]:
+        rngs = ckpt.rng_state()
+        if self.world > 1:  # every process has its own dropout stream
+            from accelerate.utils import gather_object
+
+            rngs_all = gather_object([rngs])
+        else:
+            rngs_all = [rngs]
+        scaler = getattr(self.acc, "scaler", None)
+        return {
+            "trainer": {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+                        "global_step": self.global_step, "samples": self.samples,
+                        "early": self.early.state_dict(), "skipped_ids": self.skipped_ids,
+                        "best_path": self.best_path.name if self.best_path else None,
+                        "last_val": self.last_val, "world": self.world},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "rng": rngs_all,
+            "data_order": torch.tensor(order.epoch_permutation(len(self.train_data.dataset), self.tc.seed,
+                                                                self.epoch), dtype=torch.int64),
+            "fingerprint": self.fingerprint,
+        }
+
+    def save(self) -> Path | None:
+        state = self._state()  # collective under multi-process: every rank takes part
+        path = None
+        if self.main:
+            path = ckpt.save_checkpoint(self.ckpt_dir, self.global_step, self.acc.unwrap_model(self.model), state)
+            ckpt.prune(self.ckpt_dir, self.tc.keep_last, {self.best_path} if self.best_path else None)
+        self.last_saved_step = self.global_step
+        self.acc.wait_for_everyone()
+        return path
+
+    def resume_from(self, path: Path, force: bool) -> None:
+        state = ckpt.load_checkpoint(path, self.acc.unwrap_model(self.model))
+        saved = state.get("fingerprint", {})
+        diffs = [k for k in ("data", "model") if saved.get(k) != self.fingerprint.get(k)]
+        if diffs and not force:
+            raise TrainingError(
+                f"cannot resume from {path}: the {' and '.join(diffs)} config differs from the "
+                f"checkpoint's (pass --force to resume anyway)"
+            )
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        scaler = getattr(self.acc, "scaler", None)
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        t = state["trainer"]
+        self.epoch, self.step_in_epoch = t["epoch"], t["step_in_epoch"]
+        self.global_step, self.samples = t["global_step"], t["samples"]
+        self.early.load_state_dict(t["early"])
+        self.skipped_ids = list(t["skipped_ids"])
+        self.last_val = dict(t["last_val"])
+        self.best_path = self.ckpt_dir / t["best_path"] if t["best_path"] else None
+        rngs = state["rng"]
+        ckpt.set_rng_state(rngs[self.rank] if self.rank < len(rngs) else rngs[0])
+        self.last_saved_step = self.global_step
+        self.log.truncate_after(self.global_step)
+        self.log.log("resume", self.global_step, {"checkpoint": path.name})
+
+    # ------------------------------------------------------------ data
+    def _loader(self, split: DataSplit, batches: list[list[int]], seed: int) -> DataLoader:
+        # a private generator: building the iterator must not draw from the global RNG
+        return DataLoader(split.dataset, batch_sampler=order.ListBatchSampler(batches),  # type: ignore[arg-type]
+                          collate_fn=split.collate, num_workers=split.num_workers,
+                          generator=torch.Generator().manual_seed(seed))
+
+    def _val_batches(self) -> Iterator[dict[str, Any]]:
+        assert self.val_data is not None
+        bs = self.cfg.data.eval_batch_size or self.cfg.data.batch_size
+        bs = max(self.world, bs - bs % self.world)
+        batches = order.global_batches(list(range(len(self.val_data.dataset))), bs, drop_last=False)
+        # the last batch is trimmed to a multiple of the process count so shards stay equal
+        batches = [b[: len(b) - len(b) % self.world] for b in batches]
+        local = [order.shard(b, self.rank, self.world) for b in batches if b]
+        for batch in self._loader(self.val_data, local, self.tc.seed):
+            yield _to_device(batch, self.acc.device)
+
+    def run_eval(self) -> dict[str, float]:
+        if self.val_data is None or len(self.val_data.dataset) < self.world:
+            return {}
+        # evaluation must not move the training RNG streams, or resume could not be exact
+        saved = ckpt.rng_state()
+        self.model.eval()
+        try:
+            metrics = evaluate(self.acc.unwrap_model(self.model), self.objective, self._val_batches(),
+                               self.acc, self.label_columns)
+        finally:
+            ckpt.set_rng_state(saved)
+            set_train_mode(self.model, self.strategy)
+        self.last_val = metrics
+        self.log.log("eval", self.global_step, {"epoch": self.epoch, **metrics})
+        value = metrics.get(self.early.metric)
+        if value is None:
+            raise TrainingError(f"early-stopping metric {self.early.metric!r} is not among {sorted(metrics)}")
+        was_best = self.early.best
+        self.early.update(value, self.global_step)
+        if self.early.best != was_best or self.best_path is None:
+            self.best_path = ckpt.step_dir(self.ckpt_dir, self.global_step)
+            self.save()
+        return metrics
+
+    # ------------------------------------------------------------ one optimizer step
+    def _step(self, micro: Iterator[dict[str, Any]], n_micro: int, fault: tuple[int, int] | None) -> float:
+        losses, ids = [], []
+        for i in range(n_micro):
+            batch = _to_device(next(micro), self.acc.device)
+            sync = contextlib.nullcontext() if i == n_micro - 1 else self.acc.no_sync(self.model)
+            with sync:
+                with self.acc.autocast():
+                    res = self.objective(self.model(batch), batch)
+                self.acc.backward(res.loss / n_micro)
+            losses.append(res.loss.detach().float())
+            ids += list(batch["id"])
+            self.samples += len(batch["id"]) * self.world
+            if fault == (self.global_step + 1, i):
+                os.kill(os.getpid(), signal.SIGKILL)
+        norm = self.acc.clip_grad_norm_(self.params, self.tc.max_grad_norm or float("inf"))
+        loss = torch.stack(losses).mean()
+        bad = not torch.isfinite(loss).item()
+        if getattr(self.acc, "scaler", None) is None and norm is not None:
+            bad = bad or not torch.isfinite(torch.as_tensor(norm)).item()
+        if self.world > 1:
+            flags = self.acc.reduce(torch.tensor([float(bad), loss.item()], device=self.acc.device), "sum")
+            bad, loss = bool(flags[0] > 0), flags[1] / self.world
+        if bad:
+            self.optimizer.zero_grad(set_to_none=True)
+            self._on_nan(ids)
+        else:
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        return float(loss)
+
+    def _on_nan(self, ids: list[str]) -> None:
+        if self.world > 1:
+            from accelerate.utils import gather_object
+
+            ids = [i for part in gather_object([ids]) for i in part]
+        step = self.global_step + 1
+        self.log.log("nan", step, {"policy": self.tc.on_nan, "ids": ids})
+        if self.tc.on_nan == "halt":
+            self.save()
+            if self.main:
+                (self.run_dir / "nan_ids.json").write_text("\n".join(ids) + "\n", encoding="utf-8")
+            raise TrainingError(
+                f"non-finite loss or gradients at step {step} (policy halt); checkpoint written to "
+                f"{self.ckpt_dir}, sample ids in {self.run_dir / 'nan_ids.json'}: {ids[:8]}"
+            )
+        self.skipped_ids += ids
+
+    # ------------------------------------------------------------ the loop
+    def fit(self, resume_path: Path | None = None, force: bool = False) -> TrainResult:
+        if resume_path is not None:
+            self.resume_from(resume_path, force)
+        fault = _fault_point()
+        previous = signal.signal(signal.SIGTERM, self._on_sigterm) if self._can_trap() else None
+        set_train_mode(self.model, self.strategy)
+        bar = ProgressBar(self.total_steps, enabled=self.main and self.tc.progress)
+        bar.start(self.global_step)
+        t0, s0 = time.perf_counter(), self.samples
+        stop = self.early.stopped or self.global_step >= self.total_steps
+        try:
+            while not stop and self.epoch < self.tc.epochs:
+                set_epoch = getattr(self.train_data.dataset, "set_epoch", None)
+                if callable(set_epoch):  # per-sample augmentation streams derive from (seed, epoch, index)
+                    set_epoch(self.epoch)
+                perm = order.epoch_permutation(len(self.train_data.dataset), self.tc.seed, self.epoch)
+                batches = order.global_batches(perm, self.cfg.data.batch_size, drop_last=True)
+                groups = order.optimizer_steps([order.shard(b, self.rank, self.world) for b in batches],
+                                               self.tc.grad_accum)
+                remaining = [b for g in groups[self.step_in_epoch:] for b in g]
+                micro = iter(self._loader(self.train_data, remaining,
+                                          order.epoch_seed(self.tc.seed, self.epoch)))
+                while self.step_in_epoch < len(groups):
+                    loss = self._step(micro, len(groups[self.step_in_epoch]), fault)
+                    self.step_in_epoch += 1
+                    self.global_step += 1
+                    if self.step_in_epoch == len(groups):
+                        self.epoch, self.step_in_epoch = self.epoch + 1, 0
+                    epoch_end = self.step_in_epoch == 0
+                    stop = self._after_step(loss, epoch_end, t0, s0, bar)
+                    if stop:
+                        break
+                    if fault == (self.global_step, -1):
+                        os.kill(os.getpid(), signal.SIGKILL)
+        finally:
+            bar.stop()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        if self.last_saved_step != self.global_step:
+            self.save()
+        if not self._term and self.main and self.export is not None:
+            self._export()
+        self.log.log("end", self.global_step, {"interrupted": self._term, "stopped_early": self.early.stopped})
+        self.log.close()
+        return TrainResult(self.run_dir, self.early.best, dict(self.last_val), self.global_step,
+                           self.early.best_step, self.early.stopped, self._term, self.strategy,
+                           list(self.skipped_ids))
+
+    def _after_step(self, loss: float, epoch_end: bool, t0: float, s0: int, bar: ProgressBar) -> bool:
+        tc = self.tc
+        rate = (self.samples - s0) / max(time.perf_counter() - t0, 1e-9)
+        bar.update(self.global_step, loss, rate)
+        if self.global_step % tc.log_every == 0 or epoch_end:
+            self.log.log("train", self.global_step, {"epoch": self.epoch, "loss": loss,
+                                                     "lr": self.scheduler.get_last_lr()[0],
+                                                     "samples_per_s": rate, "samples": self.samples})
+        done = self.global_step >= self.total_steps
+        want_eval = (tc.eval_every is not None and self.global_step % tc.eval_every == 0) or \
+            (tc.eval_every is None and epoch_end) or done
+        if want_eval and self.val_data is not None and self._evaluated_at != self.global_step:
+            self.run_eval()
+            self._evaluated_at = self.global_step
+        if (tc.checkpoint_every and self.global_step % tc.checkpoint_every == 0) or \
+                (tc.checkpoint_every is None and epoch_end):
+            if self.last_saved_step != self.global_step:
+                self.save()
+        term = self._term
+        if self.world > 1:
+            term = bool(self.acc.reduce(torch.tensor([float(term)], device=self.acc.device), "sum")[0] > 0)
+            self._term = term
+        return done or self.early.stopped or term
+
+    _evaluated_at = -1
+
+    def _export(self) -> None:
+        model = self.acc.unwrap_model(self.model)
+        if self.best_path is not None and self.best_path.is_dir() and \
+                self.best_path.name != ckpt.step_dir(self.ckpt_dir, self.global_step).name:
+            ckpt.load_checkpoint(self.best_path, model)
+        assert self.export is not None
+        self.export(model, self.run_dir / "model")
+
+    # ------------------------------------------------------------ signals
+    def _can_trap(self) -> bool:
+        import threading
+
+        return threading.current_thread() is threading.main_thread()
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        # finish the current optimizer step, checkpoint, leave the loop cleanly
+        self._term = True
