@@ -23,6 +23,8 @@ SPLITS: tuple[str, str, str] = ("train", "val", "test")
 DEFAULT_RATIOS: tuple[float, float, float] = (0.8, 0.1, 0.1)
 MANIFEST_NAME = "manifest.jsonl"
 INFO_NAME = "dataset.json"
+# the label sets file the validator reads beside a manifest (polymodal.data.validate.LABELS_FILE)
+LABELS_NAME = "labels.json"
 
 
 def check_n(name: str, n: int | None, available: int | None = None) -> None:
@@ -65,7 +67,7 @@ def prepare_out_dir(out_dir: str | Path, files_dir: str) -> Path:
             target.unlink()
         elif target.is_dir() and target.resolve().parent == out.resolve():
             shutil.rmtree(target)
-    for name in (MANIFEST_NAME, INFO_NAME):
+    for name in (MANIFEST_NAME, INFO_NAME, LABELS_NAME):
         (out / name).unlink(missing_ok=True)
     return out
 
@@ -136,8 +138,16 @@ def row_rng(seed: int, *key: object) -> random.Random:
     return random.Random("-".join(str(part) for part in (seed, *key)))
 
 
-def write_manifest(out: Path, rows: list[dict[str, Any]], info: dict[str, Any], files_dir: str) -> Path:
-    """Write ``manifest.jsonl`` (one row per line, key order kept) and ``dataset.json``."""
+def write_manifest(
+    out: Path,
+    rows: list[dict[str, Any]],
+    info: dict[str, Any],
+    files_dir: str,
+    label_sets: dict[str, list[str]] | None = None,
+) -> Path:
+    """Write ``manifest.jsonl`` (one row per line, key order kept), ``dataset.json`` and,
+    when given, ``labels.json`` (the full class list per label column, so a small ``n`` or
+    a held-out class still has its place in the label space)."""
     path = out / MANIFEST_NAME
     with path.open("w", encoding="utf-8", newline="\n") as fh:
         for row in rows:
@@ -147,6 +157,11 @@ def write_manifest(out: Path, rows: list[dict[str, Any]], info: dict[str, Any], 
         counts[row["split"]] = counts.get(row["split"], 0) + 1
     meta = {"builtin": {**info, "files_dir": files_dir, "rows": len(rows), "splits": counts}}
     (out / INFO_NAME).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if label_sets:
+        text = json.dumps(
+            {col: sorted(names) for col, names in label_sets.items()}, indent=2, ensure_ascii=False
+        )
+        (out / LABELS_NAME).write_text(text + "\n", encoding="utf-8")
     return path
 
 

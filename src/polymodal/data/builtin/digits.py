@@ -82,4 +82,4 @@ def make(out_dir: str | Path, n: int | None = None, seed: int = 0) -> Path:
         "label": "digit name",
         "classes": list(DIGIT_NAMES),
     }
-    return common.write_manifest(out, rows, info, FILES_DIR)
+    return common.write_manifest(out, rows, info, FILES_DIR, {"label": list(DIGIT_NAMES)})

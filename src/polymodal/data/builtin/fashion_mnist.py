@@ -69,8 +69,9 @@ def read_idx(path: Path, expected_dims: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(shape)
 
 
-def load_arrays(source: Path = SOURCE_DIR) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def load_arrays(source: Path | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{"train": (images, labels), "t10k": (...)}; DataError naming the package when absent."""
+    source = SOURCE_DIR if source is None else source
     missing = [
         str(source / f"{part}-{kind}-ubyte.gz")
         for part in ("train", "t10k")
@@ -153,7 +154,7 @@ def make(out_dir: str | Path, n: int | None = None, seed: int = 0, workers: int 
         "label": "Fashion-MNIST class name",
         "classes": list(CLASS_NAMES),
     }
-    return common.write_manifest(out, rows, info, FILES_DIR)
+    return common.write_manifest(out, rows, info, FILES_DIR, {"label": list(CLASS_NAMES)})
 
 
 def _write_images(

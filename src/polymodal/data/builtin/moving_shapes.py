@@ -102,4 +102,5 @@ def make(out_dir: str | Path, n: int | None = None, seed: int = 0) -> Path:
         "label": "direction of motion",
         "directions": names,
     }
-    return common.write_manifest(out, rows, info, FILES_DIR)
+    labels = {"label": names, "direction": names, "shape": list(draw.SHAPES), "color": list(draw.COLORS)}
+    return common.write_manifest(out, rows, info, FILES_DIR, labels)

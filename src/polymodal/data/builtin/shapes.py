@@ -202,4 +202,13 @@ def make(out_dir: str | Path, n: int | None = None, seed: int = 0) -> Path:
         "shapes": list(draw.SHAPES),
         "colors": sorted(draw.COLORS),
     }
-    return common.write_manifest(out, rows, info, FILES_DIR)
+    combos = [f"{c} {s}" for c in draw.COLORS for s in draw.SHAPES]
+    labels = {
+        "label": combos,
+        "shape": list(draw.SHAPES),
+        "color": list(draw.COLORS),
+        "count": ["1", "2", "3"],
+        "objects": combos,
+        "answer": [*draw.COLORS, *draw.SHAPES, "yes", "no"],
+    }
+    return common.write_manifest(out, rows, info, FILES_DIR, labels)

@@ -101,4 +101,4 @@ def make(out_dir: str | Path, n: int | None = None, seed: int = 0) -> Path:
         "voices": list(VOICES),
         "speeds": list(SPEEDS),
     }
-    return common.write_manifest(out, rows, info, FILES_DIR)
+    return common.write_manifest(out, rows, info, FILES_DIR, {"label": list(WORDS)})

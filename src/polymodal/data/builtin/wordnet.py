@@ -6,7 +6,7 @@ synset line carries its lexicographer file number as the second field and its gl
 category name (``noun.animal``, ``noun.food``...) the ``label``. The label set is the noun
 categories with at least 2,000 synsets (14 of them); each is capped to the same count
 (1,000 by default, ``n // 14`` when ``n`` is given) so classes are balanced. Further
-columns: ``lemma`` (the synset's first word). Splits 80/10/10, stratified by category.
+columns: ``meta.lemma`` (the synset's first word; ``meta`` is never a label). Splits 80/10/10, stratified by category.
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ def definition(gloss: str) -> str:
     return head.strip().rstrip(";").strip()
 
 
-def read_glosses(path: Path = SOURCE) -> list[tuple[str, str, str, str]]:
+def read_glosses(path: Path | None = None) -> list[tuple[str, str, str, str]]:
     """(offset, lexname, lemma, definition) per synset; DataError naming the package when absent."""
+    path = SOURCE if path is None else path
     if not path.is_file():
         raise DataError(
             f"wordnet: {path} not found; install the Debian package wordnet-base (apt-get install wordnet-base)"
@@ -89,7 +90,7 @@ def make(out_dir: str | Path, n: int | None = None, seed: int = 0) -> Path:
     splits = common.stratified_splits([p[1] for p in picked], random.Random(f"{seed}-{NAME}-splits"))
     out = common.prepare_out_dir(out_dir, FILES_DIR)
     rows: list[dict[str, Any]] = [
-        {"id": f"wn-n-{offset}", "split": split, "text": text, "label": lexname, "lemma": lemma}
+        {"id": f"wn-n-{offset}", "split": split, "text": text, "label": lexname, "meta": {"lemma": lemma}}
         for (offset, lexname, lemma, text), split in zip(picked, splits, strict=True)
     ]
     info = {
@@ -100,4 +101,4 @@ def make(out_dir: str | Path, n: int | None = None, seed: int = 0) -> Path:
         "classes": classes,
         "min_synsets_per_class": MIN_SYNSETS,
     }
-    return common.write_manifest(out, rows, info, FILES_DIR)
+    return common.write_manifest(out, rows, info, FILES_DIR, {"label": classes})
