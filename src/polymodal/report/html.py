@@ -1,0 +1,157 @@
+"""A self-contained HTML report built from sections; figures are embedded as base64 PNGs
+and also saved as files beside the page (``<stem>_figures/NN-name.png``)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from polymodal.report import figures
+from polymodal.report.leaderboard import Leaderboard
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;
+color:#222;padding:0 1rem;line-height:1.45}
+h1{font-size:1.6rem;border-bottom:2px solid #ddd;padding-bottom:.3rem}
+h2{font-size:1.2rem;margin-top:2rem;color:#234}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0;display:block;overflow-x:auto}
+th,td{border:1px solid #ddd;padding:.3rem .55rem;text-align:right;white-space:nowrap}
+th:first-child,td:first-child{text-align:left}
+th{background:#f3f5f8}
+td.best{background:#e3f4e1;font-weight:600}
+.ci{color:#777;font-size:.78rem}
+.sig{color:#1a7f37;font-weight:600}
+img{max-width:100%;border:1px solid #eee;margin:.4rem 0}
+pre{background:#f7f7f9;padding:.7rem;overflow:auto;font-size:.8rem;max-height:30rem}
+.note{color:#555;font-size:.85rem}
+"""
+
+
+@dataclass
+class Section:
+    title: str
+    body: str  # HTML
+
+
+@dataclass
+class Report:
+    """Sections in order; ``write(path)`` produces one page with every figure inline."""
+
+    title: str
+    sections: list[Section] = field(default_factory=list)
+    _figures: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def add_html(self, title: str, body: str) -> Report:
+        self.sections.append(Section(title, body))
+        return self
+
+    def add_text(self, title: str, text: str) -> Report:
+        return self.add_html(title, f"<p>{html.escape(text)}</p>")
+
+    def add_config(self, config: Any, title: str = "Config") -> Report:
+        text = config if isinstance(config, str) else json.dumps(config, indent=2, default=str)
+        return self.add_html(title, f"<pre>{html.escape(text)}</pre>")
+
+    def add_figure(self, title: str, png: bytes, caption: str = "") -> Report:
+        slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40] or "figure"
+        name = f"{len(self._figures) + 1:02d}-{slug}.png"
+        self._figures.append((name, png))
+        data = base64.b64encode(png).decode("ascii")
+        cap = f'<p class="note">{html.escape(caption)}</p>' if caption else ""
+        return self.add_html(title, f'<img alt="{html.escape(title)}" data-file="{name}" src="data:image/png;base64,{data}">{cap}')
+
+    def add_table(self, title: str, headers: list[str], rows: list[list[Any]]) -> Report:
+        head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+        return self.add_html(title, f"<table><tr>{head}</tr>{body}</table>")
+
+    def add_curves(self, records: list[dict[str, Any]], title: str = "Training curves") -> Report:
+        png = figures.curves_figure(figures.series_from_records(records))
+        if png is None:
+            return self.add_text(title, "no numeric metrics were logged")
+        return self.add_figure(title, png, "loss, learning rate and metrics per optimisation step")
+
+    def add_confusion_matrix(self, cm: Any, class_names: list[str], title: str = "Confusion matrix") -> Report:
+        return self.add_figure(title, figures.confusion_figure(cm, class_names, title))
+
+    def add_retrieval_examples(self, examples: list[dict[str, Any]], title: str = "Retrieval examples") -> Report:
+        if not examples:
+            return self
+        return self.add_figure(title, figures.retrieval_grid(examples, title), "top-5 per query; green: hit, red: miss")
+
+    def add_leaderboard(self, board: Leaderboard, title: str = "Leaderboard") -> Report:
+        return self.add_html(title, leaderboard_html(board))
+
+    def add_result(self, result: Any, heading: str | None = None) -> Report:
+        """A TaskResult: its metrics table, confusion matrix and retrieval examples when present."""
+        name = heading or f"{result.model} · {result.task} · {result.data}"
+        rows = [[k, f"{m.value:.4f}", f"[{m.low:.4f}, {m.high:.4f}]"] for k, m in result.metrics.items()]
+        self.add_table(name, ["metric", "value", "95% CI"], rows)
+        details = result.details
+        if details.get("confusion_matrix") is not None and details.get("class_names"):
+            self.add_confusion_matrix(details["confusion_matrix"], details["class_names"], f"Confusion matrix · {name}")
+        for direction, examples in (details.get("examples") or {}).items():
+            self.add_retrieval_examples(examples, f"{direction.replace('_', ' ')} · {name}")
+        return self
+
+    def render(self) -> str:
+        parts = [f"<h1>{html.escape(self.title)}</h1>"]
+        for s in self.sections:
+            parts.append(f"<section><h2>{html.escape(s.title)}</h2>{s.body}</section>")
+        return (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            f"<title>{html.escape(self.title)}</title><style>{CSS}</style></head><body>"
+            + "\n".join(parts)
+            + '<p class="note">Written by polymodal. Intervals are bootstrap 95% confidence intervals.</p>'
+            "</body></html>\n"
+        )
+
+    def write(self, path: str | Path, save_figures: bool = True) -> Path:
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if save_figures and self._figures:
+            fig_dir = out.parent / f"{out.stem}_figures"
+            fig_dir.mkdir(exist_ok=True)
+            for name, png in self._figures:
+                (fig_dir / name).write_bytes(png)
+        out.write_text(self.render(), encoding="utf-8")
+        return out
+
+
+def leaderboard_html(board: Leaderboard, digits: int = 3) -> str:
+    head = "<th>model</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in board.columns)
+    rows = []
+    for m in board.models:
+        cells = [f"<td>{html.escape(m)}</td>"]
+        for c in board.columns:
+            metric = board.cells.get(m, {}).get(c)
+            if metric is None:
+                cells.append("<td>—</td>")
+                continue
+            cls = ' class="best"' if board.best(c) == m else ""
+            ci = f'<br><span class="ci">[{metric.low:.{digits}f}, {metric.high:.{digits}f}]</span>'
+            cells.append(f"<td{cls}>{metric.value:.{digits}f}{ci}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    out = f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+    out += '<p class="note">Shaded: best per column. Grey: bootstrap 95% interval.</p>'
+    if board.paired and len(board.models) == 2:
+        a, b = board.models
+        prow = []
+        for c, t in board.paired.items():
+            p = f'<span class="sig">{t.p_value:.4f}</span>' if t.p_value < 0.05 else f"{t.p_value:.4f}"
+            prow.append(
+                f"<tr><td>{html.escape(c)}</td><td>{t.diff:+.{digits}f}</td>"
+                f"<td>[{t.low:+.{digits}f}, {t.high:+.{digits}f}]</td><td>{p}</td></tr>"
+            )
+        out += (
+            f"<h3>Paired differences ({html.escape(a)} − {html.escape(b)}), same samples</h3>"
+            "<table><tr><th>metric</th><th>difference</th><th>95% CI</th><th>p-value</th></tr>"
+            + "".join(prow)
+            + "</table>"
+        )
+    return out

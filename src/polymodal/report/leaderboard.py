@@ -1,0 +1,95 @@
+"""A leaderboard: one row per model, one column per (data, task, metric), with intervals.
+
+Written as Markdown, CSV and JSON (the HTML form lives in :mod:`polymodal.report.html`).
+The best value per column is marked (highest, or lowest for rank metrics); with exactly
+two models, ``paired`` holds the paired-bootstrap difference (first minus second) and its
+p-value per column.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from polymodal.metrics import Metric, PairedTest
+
+
+@dataclass
+class Leaderboard:
+    models: list[str]
+    columns: list[str]
+    cells: dict[str, dict[str, Metric]]
+    paired: dict[str, PairedTest] = field(default_factory=dict)
+    results: dict[str, list[Any]] = field(default_factory=dict, repr=False)  # model -> TaskResults
+
+    def best(self, column: str) -> str | None:
+        """The model with the best value in ``column`` (None when no model has it or all tie)."""
+        entries = [(m, self.cells[m][column]) for m in self.models if column in self.cells.get(m, {})]
+        if len(entries) < 2:
+            return entries[0][0] if entries else None
+        sign = 1.0 if entries[0][1].higher_is_better else -1.0
+        top = max(sign * e[1].value for e in entries)
+        winners = [m for m, e in entries if sign * e.value == top]
+        return winners[0] if len(winners) == 1 else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "models": self.models,
+            "columns": self.columns,
+            "cells": {m: {c: v.to_json() for c, v in row.items()} for m, row in self.cells.items()},
+            "best": {c: self.best(c) for c in self.columns},
+            "paired": {
+                "a": self.models[0] if len(self.models) == 2 else None,
+                "b": self.models[1] if len(self.models) == 2 else None,
+                "tests": {c: t.to_json() for c, t in self.paired.items()},
+            },
+        }
+
+    def to_markdown(self, digits: int = 3) -> str:
+        lines = ["| model | " + " | ".join(self.columns) + " |", "|---" * (len(self.columns) + 1) + "|"]
+        for m in self.models:
+            cells = []
+            for c in self.columns:
+                metric = self.cells.get(m, {}).get(c)
+                text = metric.format(digits) if metric else "—"
+                cells.append(f"**{text}**" if metric and self.best(c) == m else text)
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        out = "\n".join(lines) + "\n\nValues are point estimates [bootstrap 95% interval]; **bold** is the best per column.\n"
+        if self.paired:
+            a, b = self.models
+            out += f"\n### Paired differences ({a} − {b})\n\n| metric | difference [95% CI] | p-value |\n|---|---|---|\n"
+            for c, t in self.paired.items():
+                out += f"| {c} | {t.diff:+.{digits}f} [{t.low:+.{digits}f}, {t.high:+.{digits}f}] | {t.p_value:.4f} |\n"
+        return out
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        header = ["model"]
+        for c in self.columns:
+            header += [c, f"{c} low", f"{c} high", f"{c} best"]
+        writer.writerow(header)
+        for m in self.models:
+            row: list[Any] = [m]
+            for c in self.columns:
+                metric = self.cells.get(m, {}).get(c)
+                row += [metric.value, metric.low, metric.high, int(self.best(c) == m)] if metric else ["", "", "", ""]
+            writer.writerow(row)
+        return buf.getvalue()
+
+    def write(self, out_dir: str | Path) -> dict[str, Path]:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {
+            "md": out / "leaderboard.md",
+            "csv": out / "leaderboard.csv",
+            "json": out / "leaderboard.json",
+        }
+        paths["md"].write_text(self.to_markdown(), encoding="utf-8")
+        paths["csv"].write_text(self.to_csv(), encoding="utf-8")
+        paths["json"].write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        return paths

@@ -1,0 +1,107 @@
+"""``compare``: every model on every (task, data) pair -> a leaderboard and a report.
+
+``datas`` pairs with ``tasks`` one to one, or a single dataset serves every task. With
+exactly two models, each column also gets a paired bootstrap of the difference, computed
+on the very same samples (both results keep their per-sample statistics).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from polymodal.errors import DataError
+from polymodal.metrics import DEFAULT_BOOTSTRAP, PairedTest, paired_bootstrap
+from polymodal.report import Leaderboard, Report
+from polymodal.tasks.cache import EmbeddingCache
+from polymodal.tasks.data import as_eval_data
+from polymodal.tasks.evaluate import evaluate, load_model
+from polymodal.tasks.result import TaskResult
+
+
+def _pairs(tasks: list[str], datas: list[Any]) -> list[tuple[str, Any]]:
+    if not tasks or not datas:
+        raise DataError("compare needs at least one task and one dataset")
+    if len(datas) == 1:
+        return [(t, datas[0]) for t in tasks]
+    if len(datas) == len(tasks):
+        return list(zip(tasks, datas, strict=True))
+    raise DataError(f"give one dataset for all tasks or one per task (got {len(tasks)} tasks, {len(datas)} datasets)")
+
+
+def _unique_names(models: list[Any]) -> list[str]:
+    names: list[str] = []
+    for i, m in enumerate(models):
+        name = str(m) if isinstance(m, str | Path) else str(getattr(m, "name", f"model-{i + 1}"))
+        names.append(name if name not in names else f"{name} ({i + 1})")
+    return names
+
+
+def column_name(result: TaskResult, metric: str, several_datasets: bool) -> str:
+    prefix = f"{result.data} · " if several_datasets else ""
+    return f"{prefix}{result.task}: {metric}"
+
+
+def paired_tests(a: list[TaskResult], b: list[TaskResult], columns: dict[tuple[int, str], str], n_boot: int, seed: int) -> dict[str, PairedTest]:
+    """Paired bootstrap per column where both results hold statistics over the same sample ids."""
+    tests: dict[str, PairedTest] = {}
+    for (i, metric), column in columns.items():
+        sa = a[i].statistics.get(metric)
+        sb = b[i].statistics.get(metric)
+        if sa is None or sb is None or sa.ids != sb.ids:
+            continue
+        tests[column] = paired_bootstrap(sa.statistic, sb.statistic, len(sa.ids), n_boot=n_boot, seed=seed)
+    return tests
+
+
+def compare(
+    models: list[Any],
+    tasks: list[str],
+    datas: list[Any],
+    out_dir: str | Path | None = None,
+    *,
+    split: str = "test",
+    bootstrap: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+    cache: EmbeddingCache | bool | None = True,
+    title: str = "polymodal comparison",
+    **opts: Any,
+) -> Leaderboard:
+    """Evaluate each model on each task; write leaderboard.{md,csv,json,html} and report.html to ``out_dir``."""
+    pairs = [(t, as_eval_data(d)) for t, d in _pairs(list(tasks), list(datas))]
+    names = _unique_names(list(models))
+    several = len({d.name for _, d in pairs}) > 1
+    results: dict[str, list[TaskResult]] = {}
+    for name, spec in zip(names, models, strict=True):
+        model, _ = load_model(spec)
+        results[name] = []
+        for task, data in pairs:
+            r = evaluate(model, task, data, split, cache=cache, bootstrap=bootstrap, seed=seed, **opts)
+            r.model = name
+            results[name].append(r)
+
+    columns: dict[tuple[int, str], str] = {}
+    for i, r in enumerate(results[names[0]]):
+        for metric in r.metrics:
+            columns[(i, metric)] = column_name(r, metric, several)
+    cells = {
+        name: {col: results[name][i].metrics[m] for (i, m), col in columns.items() if m in results[name][i].metrics}
+        for name in names
+    }
+    paired = paired_tests(results[names[0]], results[names[1]], columns, bootstrap, seed) if len(names) == 2 else {}
+    board = Leaderboard(models=names, columns=list(columns.values()), cells=cells, paired=paired, results=results)
+    if out_dir is not None:
+        write_comparison(board, Path(out_dir), title)
+    return board
+
+
+def write_comparison(board: Leaderboard, out_dir: Path, title: str = "polymodal comparison") -> dict[str, Path]:
+    paths = board.write(out_dir)
+    page = Report(title).add_leaderboard(board)
+    paths["html"] = page.write(out_dir / "leaderboard.html", save_figures=False)
+    report = Report(title).add_leaderboard(board)
+    for name in board.models:
+        for result in board.results.get(name, []):
+            report.add_result(result)
+    paths["report"] = report.write(out_dir / "report.html")
+    return paths

@@ -1,0 +1,68 @@
+"""Public entry points: ``evaluate`` one model on one task, ``compare`` many into a leaderboard."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from polymodal.errors import ModelError
+from polymodal.tasks.cache import EmbeddingCache
+from polymodal.tasks.data import as_eval_data
+from polymodal.tasks.registry import get_task
+from polymodal.tasks.result import TaskResult
+
+
+def load_model(model_or_path: Any) -> tuple[Any, str]:
+    """(model, display name) from a loaded model, preset name, save_pretrained folder or run dir."""
+    if not isinstance(model_or_path, str | Path):
+        return model_or_path, str(getattr(model_or_path, "name", type(model_or_path).__name__))
+    import polymodal
+
+    name = str(model_or_path)
+    try:
+        return polymodal.load(name), name
+    except ModuleNotFoundError as exc:  # the models layer missing in this install
+        raise ModelError(f"cannot load model {name!r}: {exc}") from None
+
+
+def evaluate(
+    model_or_path: Any,
+    task: str,
+    data: Any,
+    split: str = "test",
+    *,
+    cache: EmbeddingCache | bool | None = True,
+    bootstrap: int | None = None,
+    **opts: Any,
+) -> TaskResult:
+    """Run one registered task. ``cache=True`` uses the default on-disk embedding cache;
+    ``bootstrap`` sets the number of resamples for the 95% intervals (0: none)."""
+    spec = get_task(task)
+    model, name = load_model(model_or_path)
+    if cache is True or cache is None:
+        cache = EmbeddingCache()
+    elif cache is False:
+        cache = EmbeddingCache(enabled=False)
+    if bootstrap is not None:
+        opts["n_boot"] = bootstrap
+    result = spec.run(model, as_eval_data(data), split, cache=cache, **opts)
+    result.model = name
+    result.split = split
+    return result
+
+
+def result_path(model_or_path: str, task: str, data_name: str, split: str) -> Path:
+    """Where ``polymodal eval`` writes a result: ``<run>/eval/`` for run dirs and model folders,
+    ``./polymodal-eval/<preset>/`` for preset names."""
+    p = Path(model_or_path)
+    fname = f"{task}-{data_name}-{split}.json"
+    if p.is_dir():
+        return p / "eval" / fname
+    return Path("polymodal-eval") / p.name / fname
+
+
+def write_result(result: TaskResult, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,82 @@
+"""Explicit task registry: a task exists because one visible ``register_task`` call added it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from polymodal.errors import PolymodalError
+from polymodal.tasks.result import TaskResult
+
+# run(model, data: EvalData, split, **opts) -> TaskResult
+TaskRunner = Callable[..., TaskResult]
+
+
+class TaskError(PolymodalError):
+    """An unknown task, or a task that cannot run on this model or data."""
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    description: str
+    metrics: tuple[str, ...]
+    run: TaskRunner
+    # what the model must offer: "encode" (DualEncoder-like) or "logits" (FusionModel-like)
+    needs: str = "encode"
+
+
+_TASKS: dict[str, Task] = {}
+_BUILTINS_ADDED = False
+
+
+def register_task(task: Task, *, replace: bool = False) -> Task:
+    """Add ``task`` under its name; a second task with the same name needs ``replace=True``."""
+    if task.name in _TASKS and not replace:
+        raise TaskError(f"a task named {task.name!r} is already registered")
+    _TASKS[task.name] = task
+    return task
+
+
+def unregister_task(name: str) -> None:
+    _TASKS.pop(name, None)
+
+
+def _add_builtins() -> None:
+    # the built-in tasks, registered here by explicit calls (not as an import side effect)
+    global _BUILTINS_ADDED
+    if _BUILTINS_ADDED:
+        return
+    _BUILTINS_ADDED = True
+    from polymodal.tasks.classification import CLASSIFICATION_TASK
+    from polymodal.tasks.linear_probe import LINEAR_PROBE_TASK
+    from polymodal.tasks.retrieval import RETRIEVAL_TASK
+    from polymodal.tasks.zeroshot import ZEROSHOT_TASK
+
+    for task in (ZEROSHOT_TASK, RETRIEVAL_TASK, LINEAR_PROBE_TASK, CLASSIFICATION_TASK):
+        if task.name not in _TASKS:
+            register_task(task)
+
+
+def list_tasks() -> list[Task]:
+    _add_builtins()
+    return [_TASKS[k] for k in sorted(_TASKS)]
+
+
+def get_task(name: str) -> Task:
+    _add_builtins()
+    if name not in _TASKS:
+        known = ", ".join(sorted(_TASKS))
+        raise TaskError(f"unknown task {name!r}; registered tasks: {known}")
+    return _TASKS[name]
+
+
+def run_task(name: str, model: Any, data: Any, split: str = "test", **opts: Any) -> TaskResult:
+    """Run a registered task on a loaded model and an :class:`EvalData` (or manifest path)."""
+    from polymodal.tasks.data import as_eval_data
+
+    task = get_task(name)
+    result = task.run(model, as_eval_data(data), split, **opts)
+    result.split = split
+    return result
