@@ -15,7 +15,10 @@ CASES = {
     "shapes": (40, None),
     "digits": (20, None),
     "moving-shapes": (8, None),
-    "fashion-mnist": (30, None if fashion_mnist.SOURCE_DIR.is_dir() else "dataset-fashion-mnist not installed"),
+    "fashion-mnist": (
+        30,
+        None if fashion_mnist.SOURCE_DIR.is_dir() else "dataset-fashion-mnist not installed",
+    ),
     "wordnet": (28, None if wordnet.SOURCE.is_file() else "wordnet-base not installed"),
     "spoken-words": (20, None if shutil.which("espeak-ng") else "espeak-ng not installed"),
 }

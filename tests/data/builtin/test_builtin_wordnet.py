@@ -9,7 +9,9 @@ import pytest
 from polymodal.data.builtin import make_dataset, wordnet
 from polymodal.errors import DataError
 
-needs_wordnet = pytest.mark.skipif(not wordnet.SOURCE.is_file(), reason="Debian package wordnet-base is not installed")
+needs_wordnet = pytest.mark.skipif(
+    not wordnet.SOURCE.is_file(), reason="Debian package wordnet-base is not installed"
+)
 
 
 @needs_wordnet
