@@ -10,8 +10,8 @@ Rules (the same for training, evaluation and validation):
   rather than failing the sample.
 - Modes: L/1/I;16/I become grey RGB; LA/RGBA/PA/P-with-transparency are composited on
   white; CMYK/YCbCr/LAB go through Pillow's conversion. 16-bit samples are scaled by
-  ``round(v * 255 / 65535)``; 16-bit PNGs (grey, RGB, with alpha) are decoded at full depth
-  by ``torchvision.io.decode_png`` because Pillow drops the low byte of 16-bit RGB.
+  ``round(v * 255 / 65535)``. Pillow keeps only the high byte of 16-bit colour PNGs, so
+  those are decoded a second time for the low byte (see ``_decode_as``).
 """
 
 from __future__ import annotations
@@ -89,30 +89,46 @@ def _composite_on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 
 def _png_is_16bit(data: bytes) -> bool:
-    # IHDR is always the first chunk: bytes 24 and 25 hold bit depth and colour type
+    # IHDR is always the first chunk: byte 24 holds the bit depth
     return data[:8] == _PNG_MAGIC and len(data) > 25 and data[24] == 16
 
 
-def _decode_png16(data: bytes, name: str) -> np.ndarray:
-    """Full-depth decode of a 16-bit PNG -> uint8 RGB array (H, W, 3)."""
-    import torch
-    from torchvision.io import ImageReadMode, decode_png
+def _decode_as(data: bytes, rawmode: str, name: str) -> np.ndarray:
+    """Decode the PNG's pixel data with another Pillow unpacker of the same bytes per pixel.
 
+    PNG un-filtering depends only on bytes per pixel, so e.g. ``RGB;16L`` on big-endian
+    16-bit data yields exactly the low bytes that Pillow's default ``RGB;16B`` drops.
+    """
+    im = Image.open(io.BytesIO(data))
+    tile = im.tile[0]
+    im.tile = [tile._replace(args=rawmode)]
     try:
-        tensor = decode_png(
-            torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.UNCHANGED
-        )
-    except RuntimeError as exc:
-        raise DataError(f"{name}: cannot decode 16-bit PNG ({exc})") from None
-    arr = tensor.permute(1, 2, 0).numpy().astype(np.float64) / 65535.0
-    channels = arr.shape[2]
-    if channels in (1, 2):
-        colour = np.repeat(arr[..., :1], 3, axis=2)
-    else:
-        colour = arr[..., :3]
-    if channels in (2, 4):
-        return _composite_on_white(colour, arr[..., -1])
-    return np.clip(np.rint(colour * 255.0), 0, 255).astype(np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.asarray(im).astype(np.uint16)
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        reason = "truncated image" if "truncated" in str(exc).lower() else f"cannot decode image ({exc})"
+        raise DataError(f"{name}: {reason}") from None
+
+
+def _decode_png16(args: object, data: bytes, name: str) -> Image.Image | None:
+    """Full-depth decode of a 16-bit colour or grey+alpha PNG (``args``: Pillow's rawmode
+    for it); None when Pillow's own path is already exact."""
+    if args in ("RGB;16B", "RGBA;16B"):
+        base = str(args)[:-4]
+        value = _decode_as(data, base + ";16B", name) * 256 + _decode_as(data, base + ";16L", name)
+        colour, alpha = value[..., :3], (value[..., 3] if base == "RGBA" else None)
+    elif args == "LA;16B":
+        # grey+alpha, 4 bytes per pixel: read the raw bytes through the 8-bit RGBA unpacker
+        raw = _decode_as(data, "RGBA", name)
+        grey = raw[..., 0] * 256 + raw[..., 1]
+        colour, alpha = np.repeat(grey[..., None], 3, axis=2), raw[..., 2] * 256 + raw[..., 3]
+    else:  # grey 16-bit opens as I;16 with every bit kept
+        return None
+    if alpha is None:
+        return Image.fromarray(_to_uint8(colour, 65535.0), "RGB")
+    rgb = colour.astype(np.float64) / 65535.0
+    return Image.fromarray(_composite_on_white(rgb, alpha.astype(np.float64) / 65535.0), "RGB")
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
@@ -143,7 +159,10 @@ def load_image(src: str | Path | bytes | Image.Image, *, max_pixels: int = DEFAU
     name = _name(src)
     data = _read_bytes(src)
     try:
-        im = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():
+            # Pillow's own bomb warning is redundant: the per-call limit below decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise DataError(f"{name}: image refused as a decompression bomb ({exc})") from None
     except UnidentifiedImageError:
@@ -156,10 +175,8 @@ def load_image(src: str | Path | bytes | Image.Image, *, max_pixels: int = DEFAU
             f"{name}: image is {width}x{height} = {width * height:,} pixels, over the limit of "
             f"{max_pixels:,} (possible decompression bomb; raise data.image.max_pixels to allow it)"
         )
-    orientation = _orientation(im)
-    if im.format == "PNG" and _png_is_16bit(data):
-        # Pillow opens 16-bit RGB PNGs with the low byte dropped; decode at full depth instead
-        return _apply_orientation(Image.fromarray(_decode_png16(data, name), "RGB"), orientation)
+    # Pillow's decoding plan, read now: load() clears it
+    rawmode = im.tile[0].args if im.tile else None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -169,6 +186,13 @@ def load_image(src: str | Path | bytes | Image.Image, *, max_pixels: int = DEFAU
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         reason = "truncated image" if "truncated" in str(exc).lower() else f"cannot decode image ({exc})"
         raise DataError(f"{name}: {reason}") from None
+    # after load(): a PNG's eXIf chunk may follow the pixel data
+    orientation = _orientation(im)
+    if im.format == "PNG" and _png_is_16bit(data):
+        # Pillow keeps only the high byte of 16-bit colour PNGs; decode again at full depth
+        full = _decode_png16(rawmode, data, name)
+        if full is not None:
+            return _apply_orientation(full, orientation)
     return _apply_orientation(to_rgb(im), orientation)
 
 

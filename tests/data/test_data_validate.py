@@ -1,0 +1,121 @@
+import json
+import resource
+from pathlib import Path
+
+import pytest
+from data_corpus import rgb_array, save_png, write_mixed_manifest
+
+from polymodal.config import DataConfig
+from polymodal.data import validate as validate_mod
+from polymodal.data.sources import load_manifest
+from polymodal.data.validate import apply_policy, find_label_sets, resolve_inside, validate_rows
+from polymodal.errors import DataError
+
+
+@pytest.fixture()
+def mixed(tmp_path: Path) -> tuple[Path, list[tuple[int, str, str | None, str]]]:
+    return write_mixed_manifest(tmp_path / "data")
+
+
+def _check_report(report, expected) -> None:  # type: ignore[no-untyped-def]
+    bad = [(line, rid, field, reason) for line, rid, field, reason in expected if field is not None]
+    assert report.rows == len(expected)
+    assert len(report.valid) == len(expected) - len(bad)
+    got = [(i.row, i.id, i.field) for i in report.invalid]
+    assert got == [(line, rid, field) for line, rid, field, _ in bad]
+    for issue, (_, rid, _, reason) in zip(report.invalid, bad, strict=True):
+        assert reason in issue.reason, (rid, issue.reason)
+
+
+def test_mixed_manifest_lists_exactly_the_bad_rows(mixed) -> None:  # type: ignore[no-untyped-def]
+    path, expected = mixed
+    manifest = load_manifest(path)
+    report = validate_rows(manifest, label_sets=find_label_sets(manifest))
+    _check_report(report, expected)
+    assert {r["id"] for r in report.valid} == {"good-png", "good-jpg", "good-wav"}
+    data = report.to_json()
+    assert set(data) == {"rows", "valid", "invalid"}
+    assert set(data["invalid"][0]) == {"row", "id", "field", "reason"}
+    json.dumps(data)  # serialisable, including the invalid UTF-8 row
+
+
+def test_process_pool_gives_the_same_report(mixed, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    path, expected = mixed
+    monkeypatch.setattr(validate_mod, "POOL_THRESHOLD", 1)
+    manifest = load_manifest(path)
+    report = validate_rows(manifest, label_sets=find_label_sets(manifest), workers=2)
+    _check_report(report, expected)
+
+
+def test_bomb_is_refused_without_allocating(tmp_path: Path) -> None:
+    from data_corpus import bomb_png
+
+    (tmp_path / "b.png").write_bytes(bomb_png())
+    (tmp_path / "m.jsonl").write_text(json.dumps({"id": "a", "split": "train", "image": "b.png"}) + "\n")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    report = validate_rows(load_manifest(tmp_path / "m.jsonl"), workers=1)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert report.invalid[0].field == "image" and "decompression bomb" in report.invalid[0].reason
+    assert (after - before) < 100_000  # KiB; decoding 30000x30000 would take ~900 MB
+
+
+def test_per_call_pixel_limit_from_config(tmp_path: Path) -> None:
+    save_png(tmp_path / "big.png", rgb_array(100, 100))
+    (tmp_path / "m.jsonl").write_text(json.dumps({"id": "a", "split": "train", "image": "big.png"}) + "\n")
+    manifest = load_manifest(tmp_path / "m.jsonl")
+    assert validate_rows(manifest).ok
+    cfg = DataConfig.model_validate({"image": {"max_pixels": 5000}})
+    report = validate_rows(manifest, options=cfg)
+    assert "100x100 = 10,000 pixels, over the limit of 5,000" in report.invalid[0].reason
+    from PIL import Image
+
+    assert Image.MAX_IMAGE_PIXELS == 89478485  # the global guard is untouched
+
+
+def test_required_modality_and_custom_splits(tmp_path: Path) -> None:
+    rows = [{"id": "a", "split": "dev", "text": "x"}, {"id": "b", "split": "train", "text": "y"}]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    manifest = load_manifest(tmp_path / "m.jsonl")
+    report = validate_rows(manifest, modalities=["image"], splits=["dev"])
+    assert [(i.id, i.field, i.reason) for i in report.invalid] == [
+        ("a", "image", "missing image"),
+        ("b", "split", "unknown split 'train' (expected one of dev)"),
+    ]
+    with pytest.raises(DataError, match="unknown modality 'sound'"):
+        validate_rows(manifest, modalities=["sound"])
+
+
+def test_policy_fail_lists_rows_and_skip_quarantines(mixed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path, expected = mixed
+    manifest = load_manifest(path)
+    report = validate_rows(manifest, label_sets=find_label_sets(manifest), decode=True)
+    with pytest.raises(DataError) as err:
+        apply_policy(report, "fail")
+    message = str(err.value)
+    assert "16 of 19 rows are invalid" in message
+    assert "row 4 (id truncated-jpeg): image: files/truncated.jpg: truncated image" in message
+    out = tmp_path / "q" / "quarantine.jsonl"
+    kept = apply_policy(report, "skip", out)
+    assert [r["id"] for r in kept] == ["good-png", "good-jpg", "good-wav"]
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(lines) == 16 == report.quarantined
+    assert lines[0]["id"] == "truncated-jpeg" and lines[0]["record"]["image"] == "files/truncated.jpg"
+    assert "16 quarantined" in report.summary()
+    with pytest.raises(DataError, match="on_error"):
+        apply_policy(report, "ignore")
+
+
+def test_decode_false_skips_file_contents(mixed) -> None:  # type: ignore[no-untyped-def]
+    path, _ = mixed
+    report = validate_rows(load_manifest(path), decode=False)
+    reasons = {i.id: i.reason for i in report.invalid}
+    assert "truncated-jpeg" not in reasons  # exists, only decoding would tell
+    assert reasons["missing-path"] == "files/nope.png: file not found"
+
+
+def test_resolve_inside_allows_inner_dotdot(tmp_path: Path) -> None:
+    save_png(tmp_path / "a" / "x.png", rgb_array())
+    assert resolve_inside(tmp_path, "a/../a/x.png") == (tmp_path / "a" / "x.png").resolve()
+    for bad, reason in [("a/../../x.png", "escapes"), ("/etc/passwd", "absolute"), ("C:\\x.png", "absolute")]:
+        with pytest.raises(DataError, match=reason):
+            resolve_inside(tmp_path, bad)
