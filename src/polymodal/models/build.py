@@ -1,0 +1,126 @@
+"""Build any polymodal model from a run config (``ModelConfig``) or a preset name.
+
+``build_model(model_cfg, label_spaces)`` is what the trainer calls: it takes the towers of
+the preset (or of a saved model / run dir / HF folder named by ``model.preset``), lets
+``model.towers`` replace or add towers by modality, then builds the ``kind`` asked for:
+``dual`` (DualEncoder), ``fusion`` (towers + fusion + heads) or ``classifier`` (late concat
+fusion + heads; fine-tuning one or more towers for classification/regression).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from polymodal.config import FusionSpec, HeadSpec, ModelConfig
+from polymodal.errors import ModelError
+from polymodal.models.dual import DualEncoder, EmbeddingModel
+from polymodal.models.presets import Preset, get_preset, is_preset
+from polymodal.models.towers import Tower, build_tower
+
+
+def _preset_towers(preset: Preset, local_files_only: bool | None) -> dict[str, Tower]:
+    towers: dict[str, Tower] = {}
+    for spec in preset.towers:
+        try:
+            tower = build_tower(spec, local_files_only=local_files_only)
+        except ModelError as exc:
+            if not preset.offline:
+                raise ModelError(f"preset {preset.name!r}: {exc}") from None
+            raise
+        towers[tower.modality] = tower
+    return towers
+
+
+def build_preset(name: str, *, local_files_only: bool | None = None, **kw: Any) -> EmbeddingModel:
+    """The model a preset names, with pretrained weights (``kw``: init_temperature, learn_temperature)."""
+    preset = get_preset(name)
+    if preset.kind == "wrapped":
+        from polymodal.models.wrapped import WrappedDualEncoder
+
+        assert preset.hf_model is not None
+        return WrappedDualEncoder.from_hub(preset.hf_model, local_files_only=local_files_only, preset=preset.name)
+    towers = _preset_towers(preset, local_files_only)
+    model: EmbeddingModel
+    if preset.kind == "single" or len(towers) < 2:
+        model = EmbeddingModel(towers)
+    else:
+        model = DualEncoder(towers, preset.embed_dim, **kw)
+    model.card_info = {"name": preset.name, "preset": preset.name}
+    return model
+
+
+def _base_model(cfg: ModelConfig) -> tuple[EmbeddingModel | None, dict[str, Tower], int | None]:
+    if cfg.preset is None:
+        return None, {}, None
+    if is_preset(cfg.preset):
+        preset = get_preset(cfg.preset)
+        if preset.kind != "wrapped" and (preset.kind == "single" or cfg.kind != "dual" or cfg.towers):
+            return None, _preset_towers(preset, cfg.local_files_only), preset.embed_dim
+        kw = {"init_temperature": cfg.init_temperature, "learn_temperature": cfg.learn_temperature}
+        base = build_preset(cfg.preset, local_files_only=cfg.local_files_only, **(kw if preset.kind == "dual" else {}))
+        return base, dict(base.towers.items()), preset.embed_dim  # type: ignore[arg-type]
+    from polymodal.api import load
+
+    base = load(cfg.preset, local_files_only=cfg.local_files_only)
+    if not isinstance(base, EmbeddingModel) and not hasattr(base, "towers"):
+        raise ModelError(f"{cfg.preset} holds no towers to build on")
+    return base, dict(base.towers.items()), getattr(base, "embed_dim", None)
+
+
+def _heads(cfg: ModelConfig, label_spaces: dict[str, list[str]] | None, in_dim: int) -> dict[str, nn.Module]:
+    from polymodal.models.heads import build_head
+
+    spaces = label_spaces or {}
+    specs = dict(cfg.heads) or {col: HeadSpec() for col in spaces}
+    if not specs:
+        raise ModelError("a fusion/classifier model needs a head: give model.heads or data with a label column")
+    heads: dict[str, nn.Module] = {}
+    for col, spec in specs.items():
+        n = spec.num_outputs
+        if n is None:
+            if spec.kind == "regression":
+                n = 1
+            elif col in spaces:
+                n = len(spaces[col])
+            else:
+                raise ModelError(f"head {col!r}: no num_outputs and no label set for column {col!r} in the data")
+        heads[col] = build_head(spec, in_dim, n, labels=spaces.get(col))
+    return heads
+
+
+def build_model(model_cfg: ModelConfig, label_spaces: dict[str, list[str]] | None = None) -> nn.Module:
+    """Build the model a run config asks for (see the module docstring)."""
+    cfg = model_cfg
+    base, towers, preset_dim = _base_model(cfg)
+    for spec in cfg.towers or []:
+        tower = build_tower(spec.model_dump(), local_files_only=cfg.local_files_only)
+        towers[tower.modality] = tower
+    if not towers:
+        raise ModelError("no towers: set model.preset or model.towers")
+    if cfg.kind == "dual":
+        if base is not None and not cfg.towers and isinstance(base, DualEncoder):
+            if cfg.embed_dim is not None and cfg.embed_dim != base.embed_dim:
+                raise ModelError(f"model.embed_dim={cfg.embed_dim} differs from {cfg.preset}'s {base.embed_dim}")
+            return base
+        if len(towers) < 2:
+            raise ModelError(
+                f"a dual encoder needs two towers; {cfg.preset or 'the config'} gives only {list(towers)}: add one in model.towers"
+            )
+        dims = {t.output_dim for t in towers.values()}
+        embed_dim = cfg.embed_dim or preset_dim or (dims.pop() if len(dims) == 1 else 256)
+        return DualEncoder(towers, embed_dim, cfg.init_temperature, cfg.learn_temperature)
+    from polymodal.models.fused import FusionModel
+    from polymodal.models.fusion import build_fusion
+
+    inputs = cfg.inputs or list(towers)
+    missing = [m for m in inputs if m not in towers]
+    if missing:
+        raise ModelError(f"model.inputs names {missing} but the towers are {list(towers)}")
+    used = {m: towers[m] for m in inputs}
+    fspec = cfg.fusion or FusionSpec(kind="late", combine="concat")
+    if cfg.kind == "classifier" and cfg.fusion is None:
+        fspec = FusionSpec(kind="late", combine="concat")
+    fusion = build_fusion(fspec, used)
+    return FusionModel(used, fusion, _heads(cfg, label_spaces, fusion.output_dim), inputs, fspec)

@@ -1,0 +1,199 @@
+"""Embedding models: one tower (``EmbeddingModel``) or N >= 2 towers in one space (``DualEncoder``).
+
+``encode(modality, items)`` is the fast inference path: inference mode, items sorted by
+length so batches carry little padding (order restored afterwards), and bf16 autocast on
+CPUs that do bf16 matmul natively (``bf16=False`` or ``model.encode_bf16 = False`` turns it off).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from polymodal.errors import ModelError
+from polymodal.models.hub import PretrainedMixin
+from polymodal.models.towers import Tower, tower_from_saved
+
+MAX_LOGIT_SCALE = math.log(100.0)  # CLIP's clamp: temperature never below 0.01
+
+
+@lru_cache(maxsize=1)
+def cpu_supports_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def move(inputs: Any, device: torch.device) -> Any:
+    if isinstance(inputs, torch.Tensor):
+        return inputs.to(device)
+    if isinstance(inputs, dict):
+        return {k: move(v, device) for k, v in inputs.items()}
+    return inputs
+
+
+class EmbeddingModel(PretrainedMixin, nn.Module):
+    """Towers that each map items of one modality to an embedding. One tower is allowed here."""
+
+    normalize_embeddings = True
+
+    def __init__(self, towers: dict[str, Tower]) -> None:
+        super().__init__()
+        if not towers:
+            raise ModelError("a model needs at least one tower")
+        for key, tower in towers.items():
+            if key != tower.modality:
+                raise ModelError(f"tower under key {key!r} is a {tower.modality} tower")
+        self.towers = nn.ModuleDict(towers)
+        self.encode_bf16 = True
+        self.card_info: dict[str, Any] = {}
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.towers.keys())
+
+    @property
+    def processors(self) -> dict[str, Callable[[list[Any]], Any]]:
+        return {m: t.preprocess for m, t in self.towers.items()}
+
+    @property
+    def embed_dim(self) -> int:
+        return int(next(iter(self.towers.values())).output_dim)
+
+    def tower(self, modality: str) -> Tower:
+        if modality not in self.towers:
+            raise ModelError(f"this model has no {modality} tower (it has: {', '.join(self.towers)})")
+        return self.towers[modality]  # type: ignore[return-value]
+
+    def embed(self, modality: str, inputs: Any) -> torch.Tensor:
+        z = self.tower(modality)(inputs)
+        return F.normalize(z, dim=-1) if self.normalize_embeddings else z
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
+        return {"embeddings": {m: self.embed(m, batch[m]) for m in self.towers if m in batch}}
+
+    def encode(
+        self, modality: str, items: Sequence[Any], batch_size: int = 64, bf16: bool | None = None,
+        device: str | torch.device | None = None,
+    ) -> torch.Tensor:
+        """(n, D) float32 embeddings of raw items (texts, PIL images or paths, waveforms, frame lists)."""
+        tower = self.tower(modality)
+        items = list(items)
+        dev = torch.device(device) if device is not None else next(self.parameters()).device
+        if device is not None:
+            self.to(dev)
+        if bf16 is None:
+            bf16 = self.encode_bf16 and dev.type == "cpu" and cpu_supports_bf16()
+        out = torch.empty(len(items), tower.output_dim)
+        order = sorted(range(len(items)), key=lambda i: -tower.encoder.item_length(items[i]))
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bool(bf16)):
+                for start in range(0, len(items), batch_size):
+                    idx = order[start : start + batch_size]
+                    inputs = move(tower.preprocess([items[i] for i in idx]), dev)
+                    out[idx] = self.embed(modality, inputs).float().cpu()
+        finally:
+            self.train(was_training)
+        return out
+
+    def encode_text(self, items: Sequence[str], **kw: Any) -> torch.Tensor:
+        return self.encode("text", items, **kw)
+
+    def encode_image(self, items: Sequence[Any], **kw: Any) -> torch.Tensor:
+        return self.encode("image", items, **kw)
+
+    def encode_audio(self, items: Sequence[Any], **kw: Any) -> torch.Tensor:
+        return self.encode("audio", items, **kw)
+
+    def encode_video(self, items: Sequence[Any], **kw: Any) -> torch.Tensor:
+        return self.encode("video", items, **kw)
+
+    @staticmethod
+    def similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Cosine similarity matrix (n_a, n_b) of two embedding sets."""
+        return F.normalize(a.float(), dim=-1) @ F.normalize(b.float(), dim=-1).T
+
+    # ------------------------------------------------------------------ save / load
+    def get_config(self) -> dict[str, Any]:
+        return {"towers": {m: t.spec() for m, t in self.towers.items()}}
+
+    @classmethod
+    def _towers_from_config(cls, config: dict[str, Any], folder: Path) -> dict[str, Tower]:
+        return {m: tower_from_saved(s, folder / "towers" / m) for m, s in config["towers"].items()}
+
+    @classmethod
+    def _from_config(cls, config: dict[str, Any], folder: Path) -> EmbeddingModel:
+        return cls(cls._towers_from_config(config, folder))
+
+
+class DualEncoder(EmbeddingModel):
+    """N >= 2 towers projected into one ``embed_dim`` space with a learnable temperature."""
+
+    def __init__(
+        self,
+        towers: dict[str, Tower],
+        embed_dim: int | None = None,
+        init_temperature: float = 0.07,
+        learn_temperature: bool = True,
+        logit_bias: float | None = None,
+    ) -> None:
+        if len(towers) < 2:
+            raise ModelError(f"a DualEncoder needs at least two towers, got {list(towers)}")
+        super().__init__(towers)
+        if embed_dim is not None:
+            for tower in towers.values():
+                if tower.output_dim != embed_dim:
+                    tower.set_projection(embed_dim)
+        dims = {m: t.output_dim for m, t in towers.items()}
+        if len(set(dims.values())) != 1:
+            raise ModelError(f"towers end in different widths {dims}; give embed_dim to add projections")
+        scale = torch.tensor(math.log(1.0 / init_temperature))
+        self.logit_scale = nn.Parameter(scale, requires_grad=learn_temperature)
+        self.logit_bias: nn.Parameter | None = None
+        if logit_bias is not None:
+            self.add_logit_bias(logit_bias)
+
+    def add_logit_bias(self, init: float = -10.0) -> None:
+        """The learnable bias SigLIP's sigmoid loss needs (kept with the model for inference)."""
+        if self.logit_bias is None:
+            self.logit_bias = nn.Parameter(torch.tensor(float(init)))
+
+    def scale(self) -> torch.Tensor:
+        return self.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
+        out = super().forward(batch)
+        out["logit_scale"] = self.scale()
+        if self.logit_bias is not None:
+            out["logit_bias"] = self.logit_bias
+        return out
+
+    def logits(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Scaled (+bias) similarity logits between two embedding sets, as the model was trained."""
+        z = self.similarity(a, b) * self.scale().detach().float()
+        return z + self.logit_bias.detach().float() if self.logit_bias is not None else z
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "embed_dim": self.embed_dim,
+            "learn_temperature": bool(self.logit_scale.requires_grad),
+            "logit_bias": self.logit_bias is not None,
+        }
+
+    @classmethod
+    def _from_config(cls, config: dict[str, Any], folder: Path) -> DualEncoder:
+        model = cls(cls._towers_from_config(config, folder), None, learn_temperature=config.get("learn_temperature", True))
+        if config.get("logit_bias"):
+            model.add_logit_bias()
+        return model

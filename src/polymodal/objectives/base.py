@@ -1,0 +1,42 @@
+"""What every objective returns, and the cross-process gather the contrastive losses share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class ObjectiveResult:
+    loss: torch.Tensor
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size); (0, 1) when torch.distributed is not in use."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def gather_features(x: torch.Tensor, with_grad: bool = True) -> torch.Tensor:
+    """All processes' features concatenated in rank order; identity in one process.
+
+    ``with_grad`` uses the autograd-aware all_gather, so the gradient of every process's loss
+    flows back to the shard each process owns. Without it, the gathered copies are constants
+    and the local shard is put back in place so it still receives its own gradient.
+    Every process must pass the same batch size (the trainer drops uneven last batches).
+    """
+    rank, size = world()
+    if size == 1:
+        return x
+    if with_grad:
+        from torch.distributed.nn.functional import all_gather
+
+        return torch.cat(all_gather(x), 0)
+    parts = [torch.empty_like(x) for _ in range(size)]
+    dist.all_gather(parts, x.detach())
+    parts[rank] = x
+    return torch.cat(parts, 0)

@@ -1,0 +1,67 @@
+"""Supervised losses per head: cross-entropy (label smoothing), BCE multi-label, MSE regression.
+
+Missing labels are skipped: a negative class index (single-label) or NaN targets
+(multi-label, regression) do not count towards the loss.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from polymodal.errors import ModelError
+from polymodal.objectives.base import ObjectiveResult
+
+
+def head_loss(kind: str, logits: torch.Tensor, target: Any, label_smoothing: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
+    """Loss + metrics of one head; ``kind`` is classification | multilabel | regression."""
+    target = torch.as_tensor(target, device=logits.device)
+    logits = logits.float()
+    if kind == "classification":
+        target = target.long()
+        keep = target >= 0
+        if not bool(keep.any()):
+            return logits.sum() * 0.0, {}
+        loss = F.cross_entropy(logits[keep], target[keep], label_smoothing=label_smoothing)
+        acc = float((logits[keep].argmax(-1) == target[keep]).float().mean())
+        return loss, {"acc": acc}
+    target = target.float().view_as(logits) if target.numel() == logits.numel() else target.float()
+    keep = ~torch.isnan(target)
+    if not bool(keep.any()):
+        return logits.sum() * 0.0, {}
+    if kind == "multilabel":
+        loss = F.binary_cross_entropy_with_logits(logits[keep], target[keep])
+        acc = float(((logits[keep] > 0).float() == target[keep]).float().mean())
+        return loss, {"label_acc": acc}
+    if kind == "regression":
+        loss = F.mse_loss(logits[keep], target[keep])
+        return loss, {"mae": float((logits[keep] - target[keep]).abs().mean())}
+    raise ModelError(f"unknown head kind {kind!r}")
+
+
+class ClassificationLoss(nn.Module):
+    """Sum of the per-head losses (one head: plain CE / BCE / MSE)."""
+
+    def __init__(self, kinds: dict[str, str], label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.kinds = dict(kinds)
+        self.label_smoothing = label_smoothing
+
+    def per_head(self, outputs: dict[str, Any], batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        losses: dict[str, torch.Tensor] = {}
+        metrics: dict[str, float] = {}
+        for col, kind in self.kinds.items():
+            if col not in batch:
+                raise ModelError(f"the batch has no labels for head {col!r} (columns: {sorted(k for k in batch if k != 'id')})")
+            loss, m = head_loss(kind, outputs["logits"][col], batch[col], self.label_smoothing)
+            losses[col] = loss
+            metrics[f"loss_{col}"] = float(loss.detach())
+            metrics.update({f"{k}_{col}": v for k, v in m.items()})
+        return losses, metrics
+
+    def forward(self, outputs: dict[str, Any], batch: dict[str, Any]) -> ObjectiveResult:
+        losses, metrics = self.per_head(outputs, batch)
+        return ObjectiveResult(torch.stack(list(losses.values())).sum(), metrics)

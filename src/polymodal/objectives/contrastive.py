@@ -1,0 +1,109 @@
+"""Contrastive objectives over a DualEncoder's normalised embeddings.
+
+- ``ContrastiveLoss``: CLIP's symmetric InfoNCE. For a pair (a, b) with scale s = exp(t)
+  (t clamped at ln 100 by the model): L = 1/2 [CE(s A B^T, I) + CE(s B A^T, I)].
+- ``SigLIPLoss``: the pairwise sigmoid loss of Zhai et al. 2023,
+  L = -1/|B| sum_i sum_j log sigmoid(z_ij (s a_i.b_j + bias)), z_ij = 1 if i == j else -1.
+
+Under data parallelism each process scores its local rows against the features of every
+process (gathered with gradients), with targets offset by rank * local batch size.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from polymodal.errors import ModelError
+from polymodal.objectives.base import ObjectiveResult, gather_features, world
+
+
+def _full(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision logits are upcast for the loss; float32/float64 stay as they are."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
+def _pairs(pairs: list[tuple[str, str]] | None, embeddings: dict[str, torch.Tensor]) -> list[tuple[str, str]]:
+    if pairs:
+        missing = sorted({m for p in pairs for m in p} - set(embeddings))
+        if missing:
+            raise ModelError(f"contrastive pairs name {missing}, but the batch only has {sorted(embeddings)}")
+        return [tuple(p) for p in pairs]  # type: ignore[misc]
+    if len(embeddings) < 2:
+        raise ModelError(f"a contrastive loss needs two modalities in the batch, got {sorted(embeddings)}")
+    return list(combinations(list(embeddings), 2))
+
+
+def infonce(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor, gather_with_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric InfoNCE between row-aligned a and b; also returns the local a->b logits."""
+    rank, _ = world()
+    all_a, all_b = gather_features(a, gather_with_grad), gather_features(b, gather_with_grad)
+    logits_ab = scale * a @ all_b.T
+    logits_ba = scale * b @ all_a.T
+    target = torch.arange(a.shape[0], device=a.device) + rank * a.shape[0]
+    loss = (F.cross_entropy(_full(logits_ab), target) + F.cross_entropy(_full(logits_ba), target)) / 2
+    return loss, logits_ab
+
+
+def siglip(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, gather_with_grad: bool = True) -> torch.Tensor:
+    rank, _ = world()
+    all_b = gather_features(b, gather_with_grad)
+    logits = _full(scale * a @ all_b.T + bias)
+    signs = -torch.ones_like(logits)
+    idx = torch.arange(a.shape[0], device=a.device)
+    signs[idx, idx + rank * a.shape[0]] = 1.0
+    return -F.logsigmoid(signs * logits).sum() / a.shape[0]
+
+
+def _accuracy(logits: torch.Tensor) -> float:
+    rank, _ = world()
+    target = torch.arange(logits.shape[0], device=logits.device) + rank * logits.shape[0]
+    return float((logits.argmax(-1) == target).float().mean())
+
+
+class ContrastiveLoss(nn.Module):
+    """Symmetric InfoNCE averaged over modality pairs (default: every pair in the batch)."""
+
+    def __init__(self, pairs: list[tuple[str, str]] | None = None, gather_with_grad: bool = True) -> None:
+        super().__init__()
+        self.pairs = pairs
+        self.gather_with_grad = gather_with_grad
+
+    def forward(self, outputs: dict[str, Any], batch: dict[str, Any] | None = None) -> ObjectiveResult:
+        emb = outputs["embeddings"]
+        scale = outputs["logit_scale"]
+        losses, metrics = [], {}
+        for a, b in _pairs(self.pairs, emb):
+            loss, logits = infonce(emb[a], emb[b], scale, self.gather_with_grad)
+            losses.append(loss)
+            metrics[f"loss_{a}_{b}"] = float(loss.detach())
+            metrics[f"acc_{a}_to_{b}"] = _accuracy(logits.detach())
+        total = torch.stack(losses).mean()
+        metrics["logit_scale"] = float(scale.detach())
+        return ObjectiveResult(total, metrics)
+
+
+class SigLIPLoss(nn.Module):
+    """Pairwise sigmoid loss; needs the model's ``logit_bias`` (``build_objective`` adds it)."""
+
+    def __init__(self, pairs: list[tuple[str, str]] | None = None, gather_with_grad: bool = True) -> None:
+        super().__init__()
+        self.pairs = pairs
+        self.gather_with_grad = gather_with_grad
+
+    def forward(self, outputs: dict[str, Any], batch: dict[str, Any] | None = None) -> ObjectiveResult:
+        if "logit_bias" not in outputs:
+            raise ModelError("the SigLIP loss needs a model with a logit bias (model.add_logit_bias(), or build_objective)")
+        emb, scale, bias = outputs["embeddings"], outputs["logit_scale"], outputs["logit_bias"]
+        losses, metrics = [], {}
+        for a, b in _pairs(self.pairs, emb):
+            loss = siglip(emb[a], emb[b], scale, bias, self.gather_with_grad)
+            losses.append(loss)
+            metrics[f"loss_{a}_{b}"] = float(loss.detach())
+        metrics["logit_scale"] = float(scale.detach())
+        metrics["logit_bias"] = float(bias.detach())
+        return ObjectiveResult(torch.stack(losses).mean(), metrics)

@@ -1,0 +1,59 @@
+"""Knowledge distillation (Hinton et al. 2015): KL(teacher || student) on softened logits.
+
+L = alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) * base loss.
+For FusionModels the logits are each head's; for dual encoders they are the in-batch
+similarity logits of every modality pair (so a small student learns a big model's ranking).
+The teacher sees the same batch: it must share the student's preprocessing (the same
+towers' processors), or the batch may carry precomputed ``teacher_logits``.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from polymodal.objectives.base import ObjectiveResult
+
+
+def kl_soft(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    t = temperature
+    return F.kl_div(F.log_softmax(student.float() / t, -1), F.log_softmax(teacher.float() / t, -1),
+                    reduction="batchmean", log_target=True) * t * t
+
+
+def _logit_sets(outputs: dict[str, Any]) -> dict[str, torch.Tensor]:
+    if "logits" in outputs:
+        return {k: v for k, v in outputs["logits"].items() if v.dim() == 2}
+    emb, scale = outputs["embeddings"], outputs.get("logit_scale", torch.tensor(1.0))
+    return {f"{a}_{b}": scale * emb[a] @ emb[b].T for a, b in combinations(list(emb), 2)}
+
+
+class DistillationLoss(nn.Module):
+    def __init__(self, teacher: nn.Module | None, base: nn.Module | None, temperature: float = 2.0, alpha: float = 0.5) -> None:
+        super().__init__()
+        # the teacher is frozen and kept out of this module's parameters (not optimised, not saved)
+        self._teacher = [teacher.eval().requires_grad_(False)] if teacher is not None else []
+        self.base = base
+        self.temperature = temperature
+        self.alpha = alpha
+
+    def forward(self, outputs: dict[str, Any], batch: dict[str, Any]) -> ObjectiveResult:
+        if "teacher_logits" in batch:
+            teacher_sets = dict(batch["teacher_logits"])
+        else:
+            with torch.no_grad():
+                teacher_sets = _logit_sets(self._teacher[0](batch))
+        student_sets = _logit_sets(outputs)
+        kls = {k: kl_soft(student_sets[k], teacher_sets[k], self.temperature) for k in student_sets if k in teacher_sets}
+        kd = torch.stack(list(kls.values())).mean()
+        metrics = {f"kd_{k}": float(v.detach()) for k, v in kls.items()}
+        loss = self.alpha * kd
+        if self.base is not None and self.alpha < 1.0:
+            base = self.base(outputs, batch)
+            loss = loss + (1.0 - self.alpha) * base.loss
+            metrics.update(base.metrics)
+        return ObjectiveResult(loss, metrics)

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+@pytest.fixture(scope="session")
+def images() -> list[Image.Image]:
+    rng = np.random.default_rng(0)
+    return [Image.fromarray(rng.integers(0, 255, (72 + 8 * i, 80, 3), dtype=np.uint8)) for i in range(5)]
+
+
+@pytest.fixture(scope="session")
+def texts() -> list[str]:
+    return ["a red circle", "a much longer caption about a small blue square on white", "x", "green triangle", "two dots"]
+
+
+@pytest.fixture(scope="session")
+def tiny_dual():  # type: ignore[no-untyped-def]
+    from polymodal.models.build import build_preset
+
+    return build_preset("tiny-dual")
+
+
+def no_pickle(folder) -> list[str]:  # type: ignore[no-untyped-def]
+    """Files that look like pickles or torch zip archives (what loading must never read)."""
+    bad = []
+    for f in folder.rglob("*"):
+        if f.is_file():
+            head = f.read_bytes()[:4]
+            if f.suffix in (".bin", ".pt", ".pth", ".pkl", ".pickle") or head[:1] == b"\x80" or head == b"PK\x03\x04":
+                bad.append(str(f))
+    return bad
+
+
+@pytest.fixture(scope="session")
+def find_pickles():  # type: ignore[no-untyped-def]
+    return no_pickle
