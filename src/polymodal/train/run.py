@@ -76,6 +76,10 @@ def build_parts(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     model = build_model(cfg.model, label_spaces)
     towers = find_towers(model)
     modalities = [m for m in towers if dc.modalities is None or m in dc.modalities]
+    # only the rows this run reads are validated (test rows are the evaluator's business)
+    keep = [i for i, r in enumerate(manifest.rows) if r.get("split") in (dc.train_split, dc.val_split)]
+    manifest.rows = [manifest.rows[i] for i in keep]
+    manifest.line_numbers = [manifest.line_numbers[i] for i in keep]
     report = validate_rows(manifest, modalities=modalities, label_sets=label_spaces or None,
                            splits=[dc.train_split, dc.val_split], options=dc)
     quarantine = dc.quarantine_file or str(run_dir / "quarantine.jsonl")

@@ -305,10 +305,10 @@ class Trainer:
                         self.epoch, self.step_in_epoch = self.epoch + 1, 0
                     epoch_end = self.step_in_epoch == 0
                     stop = self._after_step(loss, epoch_end, t0, s0, bar)
-                    if stop:
-                        break
                     if fault == (self.global_step, -1):
                         os.kill(os.getpid(), signal.SIGKILL)
+                    if stop or epoch_end:
+                        break
         finally:
             bar.stop()
             if previous is not None:
