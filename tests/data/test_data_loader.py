@@ -192,3 +192,13 @@ def test_length_bucket_sampler(tmp_path: Path) -> None:
     texts = [b["text"] for b in loader]
     assert len(texts) == 10 and max(len(t) for t in texts[0]) - min(len(t) for t in texts[0]) < 40
     json.dumps([len(t) for t in texts])
+
+
+def test_data_columns_in_dataset(tmp_path: Path) -> None:
+    cfg = DataConfig.model_validate({"columns": {"text": "question"}})
+    rows = [{"id": "a", "text": "caption", "question": " what colour? "}]
+    assert MultimodalDataset(rows, tmp_path, ["text"], {}, cfg)[0]["text"] == "what colour?"
+    with pytest.raises(DataError, match="row a: no text \\(column 'q2'\\)"):
+        MultimodalDataset(
+            rows, tmp_path, ["text"], {}, DataConfig.model_validate({"columns": {"text": "q2"}})
+        )[0]

@@ -119,3 +119,17 @@ def test_resolve_inside_allows_inner_dotdot(tmp_path: Path) -> None:
     for bad, reason in [("a/../../x.png", "escapes"), ("/etc/passwd", "absolute"), ("C:\\x.png", "absolute")]:
         with pytest.raises(DataError, match=reason):
             resolve_inside(tmp_path, bad)
+
+
+def test_data_columns_maps_a_modality_to_another_column(tmp_path: Path) -> None:
+    rows = [
+        {"id": "a", "split": "train", "text": "caption", "question": "what?", "label": "x"},
+        {"id": "b", "split": "train", "text": "caption", "question": " ", "label": "x"},
+    ]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    manifest = load_manifest(tmp_path / "m.jsonl")
+    assert manifest.label_columns == ["label", "question"]
+    cfg = DataConfig.model_validate({"columns": {"text": "question"}})
+    report = validate_rows(manifest, options=cfg)
+    # "question" is read as text (so b's blank question is empty text), not as a label
+    assert [(i.id, i.field, i.reason) for i in report.invalid] == [("b", "question", "empty text")]

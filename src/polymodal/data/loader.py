@@ -140,9 +140,10 @@ class MultimodalDataset(Dataset[dict[str, Any]]):
         rid = str(row.get("id", index))
         sample: dict[str, Any] = {"id": rid, "_row": row}
         for m in self.modalities:
-            value = row.get(m)
+            # data.columns: a modality may come from another column (e.g. text <- question)
+            value = row.get(self.cfg.columns.get(m, m))
             if value is None:
-                raise DataError(f"row {rid}: no {m}")
+                raise DataError(f"row {rid}: no {m} (column {self.cfg.columns.get(m, m)!r})")
             if m == "text":
                 sample[m] = clean_text(value, self.cfg.text, where=f"row {rid}: text")
                 continue

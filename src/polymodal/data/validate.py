@@ -198,10 +198,11 @@ def _cheap_issue(
         if problem:
             return col, problem
     for m in MODALITIES:
-        value = row.get(m)
+        column = cfg.columns.get(m, m)  # data.columns: read a modality from another column
+        value = row.get(column)
         if value is None or value == "":
             if m in modalities:
-                return m, f"missing {m}" if value is None else f"empty {m}"
+                return column, f"missing {m}" if value is None else f"empty {m}"
             continue
         try:
             if m == "text":
@@ -210,7 +211,7 @@ def _cheap_issue(
                 files[m] = resolve_inside(manifest.root, value)
         except DataError as exc:
             reason = str(exc).removeprefix("text: ")
-            return m, reason if m == "text" else f"{value}: {reason}"
+            return column, reason if m == "text" else f"{value}: {reason}"
     return None
 
 
@@ -238,7 +239,8 @@ def validate_rows(
     unknown = [m for m in required if m not in MODALITIES]
     if unknown:
         raise DataError(f"unknown modality {unknown[0]!r} (expected one of {', '.join(MODALITIES)})")
-    columns = list(cfg.label_columns or manifest.label_columns)
+    mapped = set(cfg.columns.values())  # a column read as a modality is not a label
+    columns = [c for c in (cfg.label_columns or manifest.label_columns) if c not in mapped]
     for col in label_sets or {}:
         if col not in columns:
             columns.append(col)
@@ -261,11 +263,12 @@ def validate_rows(
             continue
         if decode:
             for m, path in files.items():
+                column = cfg.columns.get(m, m)
                 tasks.append((m, str(path), opts))
-                owners.append((i, m, str(row[m])))
-    for (i, m, value), reason in zip(owners, _run_decodes(tasks, workers, progress), strict=True):
+                owners.append((i, column, str(row[column])))
+    for (i, column, value), reason in zip(owners, _run_decodes(tasks, workers, progress), strict=True):
         if reason is not None and i not in issues:
-            issues[i] = (m, f"{value}: {reason}")
+            issues[i] = (column, f"{value}: {reason}")
 
     report = ValidationReport(rows=len(manifest.rows), valid=[], invalid=[], source=str(manifest.path))
     for i, row in enumerate(manifest.rows):
