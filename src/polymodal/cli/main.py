@@ -6,8 +6,10 @@ Each command group lives in its own module under ``polymodal.cli`` and exposes
 
 from __future__ import annotations
 
+import functools
 import importlib
-import sys
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -51,42 +53,68 @@ for _name in COMMAND_MODULES:
     _module.register(app)
 
 
-def _print_version(ctx: Any, _param: Any, value: bool) -> None:
-    if value and not ctx.resilient_parsing:
-        typer.echo(f"polymodal {__version__}")
-        ctx.exit()
+_VERSION_PARAM = "polymodal_version"
 
 
-def _add_version_everywhere(command: Any) -> None:
-    """Give every command and group its own ``--version`` (typer only puts it on the root).
+def _with_version(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a command callback so it also takes ``--version`` (typer puts it on the root only).
 
-    The click classes are taken from the command's own module: recent typer releases ship
-    a private copy of click, older ones use click itself.
+    Done through the callback's signature, which every typer release reads, rather than
+    through click internals, which recent typer releases vendor and reshape.
     """
-    core = sys.modules[type(command).__module__]
-    if not any("--version" in p.opts for p in command.params):
-        command.params.append(
-            core.Option(
-                ["--version"],
-                is_flag=True,
-                expose_value=False,
-                is_eager=True,
-                callback=_print_version,
-                help="Print the version and exit.",
-            )
-        )
-    for sub in getattr(command, "commands", {}).values():
+    sig = inspect.signature(fn)
+    if _VERSION_PARAM in sig.parameters:
+        return fn
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        kwargs.pop(_VERSION_PARAM, None)
+        return fn(*args, **kwargs)
+
+    option = inspect.Parameter(
+        _VERSION_PARAM,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=typer.Option(
+            False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+        annotation=bool,
+    )
+    params = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    wrapper.__signature__ = sig.replace(parameters=[*params, option])  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {**getattr(fn, "__annotations__", {}), _VERSION_PARAM: bool}
+    return wrapper
+
+
+def _group_callback() -> None:
+    """Commands of this group."""
+
+
+def _add_version_everywhere(typer_app: typer.Typer) -> None:
+    for info in typer_app.registered_commands:
+        if info.callback is not None:
+            info.callback = _with_version(info.callback)
+    for group in typer_app.registered_groups:
+        sub = group.typer_instance
+        if sub is None:
+            continue
+        if sub.registered_callback is None:
+            sub.callback()(_group_callback)
+        cb = sub.registered_callback
+        if cb is not None and cb.callback is not None:
+            cb.callback = _with_version(cb.callback)
         _add_version_everywhere(sub)
 
 
+_add_version_everywhere(app)
+
+
 def build_cli() -> Any:
-    command = typer.main.get_command(app)
-    _add_version_everywhere(command)
-    return command
+    """The click command behind ``polymodal`` (for tests and embedding)."""
+    return typer.main.get_command(app)
 
 
 def main() -> None:
-    build_cli()(prog_name="polymodal")
+    app(prog_name="polymodal")
 
 
 if __name__ == "__main__":
