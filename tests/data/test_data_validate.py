@@ -133,3 +133,23 @@ def test_data_columns_maps_a_modality_to_another_column(tmp_path: Path) -> None:
     report = validate_rows(manifest, options=cfg)
     # "question" is read as text (so b's blank question is empty text), not as a label
     assert [(i.id, i.field, i.reason) for i in report.invalid] == [("b", "question", "empty text")]
+
+
+def test_pool_works_from_an_unguarded_script(mixed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # spawn/forkserver would re-run this script's top level in every worker
+    import subprocess
+    import sys
+
+    path, expected = mixed
+    script = tmp_path / "user_script.py"
+    script.write_text(
+        "from polymodal.data import validate as v\n"
+        "from polymodal.data.sources import load_manifest\n"
+        "v.POOL_THRESHOLD = 1\n"
+        f"r = v.validate_rows(load_manifest({str(path)!r}), workers=2)\n"
+        "print('invalid', len(r.invalid))\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    # no label set given here, so the unknown-label row is valid
+    assert proc.stdout.strip() == f"invalid {sum(1 for e in expected if e[2] is not None) - 1}"

@@ -18,7 +18,8 @@ import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
+from multiprocessing.context import BaseContext
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
@@ -140,6 +141,14 @@ def _decode_one(task: tuple[str, str, dict[str, Any]]) -> str | None:
     return None
 
 
+def _pool_context() -> BaseContext:
+    """``fork`` where available: spawn/forkserver re-import the caller's ``__main__``, which
+    re-runs an unguarded user script. The workers only call Pillow/soundfile/PyAV, so
+    inheriting the parent's state is harmless."""
+    methods = get_all_start_methods()
+    return get_context("fork" if "fork" in methods else "spawn")
+
+
 def _run_decodes(
     tasks: list[tuple[str, str, dict[str, Any]]],
     workers: int | None,
@@ -151,8 +160,7 @@ def _run_decodes(
         iterator: Iterable[str | None] = map(_decode_one, tasks)
         pool = None
     else:
-        # forkserver: safe with threads in the parent, and workers import only what they need
-        pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=get_context("forkserver"))
+        pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=_pool_context())
         iterator = pool.map(_decode_one, tasks, chunksize=max(1, min(256, len(tasks) // (n_workers * 8))))
     try:
         for result in iterator:
