@@ -17,9 +17,9 @@ SKIP_KEYS = {"step", "epoch", "time", "elapsed", "wall", "samples", "tokens"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
-def to_png(fig: Any, dpi: int = 110) -> bytes:
+def to_png(fig: Any, dpi: int = 110, tight: bool = True) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
     plt.close(fig)
     return buf.getvalue()
 
@@ -86,7 +86,7 @@ def confusion_figure(cm: Any, class_names: list[str], title: str = "confusion ma
         for i in range(m.shape[0]):
             for j in range(m.shape[1]):
                 if m[i, j]:
-                    ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=7,
+                    ax.text(j, i, str(int(m[i, j])), ha="center", va="center", fontsize=7,
                             color="white" if frac[i, j] > 0.6 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of true class")
     fig.tight_layout()
@@ -98,42 +98,75 @@ def _is_image(item: str) -> bool:
     return p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
 
 
-def _show(ax: Any, item: str, hit: bool | None) -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if _is_image(item):
-        from PIL import Image
+def _thumbnail(path: str) -> np.ndarray | None:
+    from PIL import Image, UnidentifiedImageError
 
-        with Image.open(item) as im:
-            ax.imshow(np.asarray(im.convert("RGB")))
-    else:
-        label = Path(item).name if Path(item).is_absolute() else item
-        ax.text(0.5, 0.5, textwrap.fill(label, 22), ha="center", va="center", fontsize=8, wrap=True)
-    if hit is not None:
-        colour = "#1a9641" if hit else "#d7191c"
-        for spine in ax.spines.values():
-            spine.set_edgecolor(colour)
-            spine.set_linewidth(4)
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError):
+        return None  # an unreadable file is shown by name instead
+
+
+CELL = 120  # pixels per grid cell
+PAD = 10
+GREEN = (26, 150, 65)
+RED = (215, 25, 28)
+
+
+def _fit(pixels: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    im = Image.fromarray(pixels)
+    scale = size / max(im.size)  # small images (28 px Fashion-MNIST) are enlarged, large ones shrunk
+    resample = Image.Resampling.NEAREST if scale > 1 else Image.Resampling.LANCZOS
+    im = im.resize((max(1, round(im.size[0] * scale)), max(1, round(im.size[1] * scale))), resample)
+    canvas = np.full((size, size, 3), 255, dtype=np.uint8)
+    h, w = im.size[1], im.size[0]
+    y, x = (size - h) // 2, (size - w) // 2
+    canvas[y : y + h, x : x + w] = np.asarray(im)
+    return canvas
 
 
 def retrieval_grid(examples: list[dict[str, Any]], title: str = "retrieval examples") -> bytes:
-    """One row per query: the query, then its top-5 items framed green (hit) or red (miss)."""
+    """One row per query: the query, then its top-5 items framed green (hit) or red (miss).
+
+    The cells are composed into one pixel canvas shown on a single axes (one axes per cell
+    costs seconds of matplotlib time for a modest grid); texts are drawn on top.
+    """
     n = max(1, len(examples))
     k = max((len(e["retrieved"]) for e in examples), default=5)
-    fig, axes = plt.subplots(n, k + 1, figsize=(1.9 * (k + 1), 1.9 * n), squeeze=False)
-    for r in range(n):
-        for c in range(k + 1):
-            axes[r][c].axis("off")
+    step = CELL + 2 * PAD
+    canvas = np.full((n * step, (k + 1) * step, 3), 255, dtype=np.uint8)
+    labels: list[tuple[float, float, str, str, int]] = []  # x, y, text, colour, size
     for r, ex in enumerate(examples):
-        ax = axes[r][0]
-        ax.axis("on")
-        _show(ax, str(ex["query"]), None)
-        ax.set_title("query", fontsize=8)
-        for c, (item, hit) in enumerate(zip(ex["retrieved"], ex["hits"], strict=True), start=1):
-            ax = axes[r][c]
-            ax.axis("on")
-            _show(ax, str(item), bool(hit))
-            ax.set_title(f"#{c} {'hit' if hit else 'miss'}", fontsize=8, color="#1a9641" if hit else "#d7191c")
-    fig.suptitle(title)
-    fig.tight_layout()
-    return to_png(fig)
+        items = [(str(ex["query"]), None)] + [(str(i), bool(h)) for i, h in zip(ex["retrieved"], ex["hits"], strict=True)]
+        for c, (item, hit) in enumerate(items):
+            y0, x0 = r * step + PAD, c * step + PAD
+            if hit is not None:
+                colour = GREEN if hit else RED
+                canvas[y0 - 5 : y0 + CELL + 5, x0 - 5 : x0 + CELL + 5] = colour
+                canvas[y0 : y0 + CELL, x0 : x0 + CELL] = 255
+            else:
+                canvas[y0 - 1 : y0 + CELL + 1, x0 - 1 : x0 + CELL + 1] = 120
+                canvas[y0 : y0 + CELL, x0 : x0 + CELL] = 255
+            pixels = _thumbnail(item) if _is_image(item) else None
+            if pixels is not None:
+                canvas[y0 : y0 + CELL, x0 : x0 + CELL] = _fit(pixels, CELL)
+            else:
+                label = Path(item).name if Path(item).is_absolute() else item
+                text = textwrap.fill(textwrap.shorten(label, 80, placeholder="…"), 16)
+                labels.append((x0 + CELL / 2, y0 + CELL / 2, text, "black", 7))
+            tag = "query" if hit is None else f"#{c} {'hit' if hit else 'miss'}"
+            tag_colour: str = "black" if hit is None else "#1a9641" if hit else "#d7191c"
+            labels.append((x0 + CELL / 2, y0 - 6, tag, tag_colour, 7))
+    height, width = canvas.shape[:2]
+    fig = plt.figure(figsize=(width / 90, height / 90 + 0.5))
+    ax = fig.add_axes((0, 0, 1, height / (height + 45)))
+    ax.imshow(canvas, interpolation="nearest")
+    for x, y, text, text_colour, size in labels:
+        ax.text(x, y, text, ha="center", va="center" if not text.startswith(("#", "query")) else "bottom",
+                fontsize=size, color=text_colour)
+    ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    return to_png(fig, tight=False)

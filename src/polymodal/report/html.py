@@ -99,6 +99,12 @@ class Report:
             self.add_retrieval_examples(examples, f"{direction.replace('_', ' ')} · {name}")
         return self
 
+    def extend(self, other: Report) -> Report:
+        """Append another report's sections (and its figures) after this one's."""
+        self.sections.extend(other.sections)
+        self._figures.extend(other._figures)
+        return self
+
     def render(self) -> str:
         parts = [f"<h1>{html.escape(self.title)}</h1>"]
         for s in self.sections:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from polymodal.report.figures import series_from_records
 from polymodal.report.html import Report
 
 
@@ -46,9 +47,9 @@ def build_run_report(run_dir: str | Path, title: str | None = None) -> Report:
     report = Report(title or f"polymodal run · {run.name}")
     records = read_metrics(run / "metrics.jsonl")
     if records:
-        last = records[-1]
-        summary = [[k, v] for k, v in last.items() if isinstance(v, int | float | str)]
-        report.add_table("Last logged values", ["key", "value"], summary)
+        series = series_from_records(records)
+        summary = [[name, f"{ys[-1]:.4g}", f"{xs[-1]:g}", f"{min(ys):.4g}", f"{max(ys):.4g}"] for name, (xs, ys) in series.items()]
+        report.add_table("Last logged values", ["series", "last", "at step", "min", "max"], summary)
         report.add_curves(records)
     else:
         report.add_text("Training curves", "metrics.jsonl is missing or empty")

@@ -27,7 +27,8 @@ def default_cache_dir() -> Path:
 
 
 def _config_json(model: Any) -> str:
-    cfg = getattr(model, "config", None)
+    get_config = getattr(model, "get_config", None)
+    cfg = get_config() if callable(get_config) else getattr(model, "config", None)
     if cfg is None:
         return ""
     if hasattr(cfg, "model_dump"):

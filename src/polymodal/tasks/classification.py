@@ -60,6 +60,12 @@ def classification_result(
 
 
 def _label_space(model: Any, data: EvalData, column: str) -> list[str]:
+    """The class names the model's head was trained with (``head.labels``), else the data's."""
+    heads = getattr(model, "heads", None)
+    head = heads[column] if heads is not None and column in heads else None
+    labels = getattr(head, "labels", None)
+    if labels:
+        return [str(c) for c in labels]
     spaces = getattr(model, "label_spaces", None)
     if isinstance(spaces, dict) and column in spaces:
         return [str(c) for c in spaces[column]]
@@ -131,7 +137,7 @@ def run_classification(
 CLASSIFICATION_TASK = Task(
     name="classification",
     description="a fine-tuned model's head predictions; multi-label columns give mAP and F1",
-    metrics=("accuracy", "macro_f1", "mean_per_class_recall", "| multilabel: mAP, macro_f1, micro_f1"),
+    metrics=("accuracy", "macro_f1", "mean_per_class_recall", "(multi-label: mAP, macro_f1, micro_f1)"),
     run=run_classification,
     needs="logits",
 )

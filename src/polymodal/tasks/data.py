@@ -92,9 +92,9 @@ def as_eval_data(data: Any) -> EvalData:
     root = getattr(data, "root", None)
     if rows is None or root is None:
         raise DataError(f"cannot evaluate on {type(data).__name__}: expected a manifest path or a Manifest")
-    path = getattr(data, "path", None)
-    name = _data_name(Path(path)) if path else Path(root).name
-    return EvalData(rows=list(rows), root=Path(root), name=name, path=Path(path) if path else None)
+    where = getattr(data, "path", None)
+    name = _data_name(Path(where)) if where else Path(root).name
+    return EvalData(rows=list(rows), root=Path(root), name=name, path=Path(where) if where else None)
 
 
 def _data_name(path: Path) -> str:

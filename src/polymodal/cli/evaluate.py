@@ -1,0 +1,89 @@
+"""``polymodal tasks``, ``polymodal eval`` and ``polymodal compare``: thin shells over polymodal.tasks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from polymodal.cli.common import console, user_errors
+
+
+def _print_metrics(result: object) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{result.model} · {result.task} · {result.data} [{result.split}]")  # type: ignore[attr-defined]
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("95% CI", justify="right")
+    for name, m in result.metrics.items():  # type: ignore[attr-defined]
+        table.add_row(name, f"{m.value:.4f}", f"[{m.low:.4f}, {m.high:.4f}]")
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("tasks")
+    def tasks_cmd() -> None:
+        """List the registered evaluation tasks and the metrics each reports."""
+        from rich.table import Table
+
+        from polymodal.tasks import list_tasks
+
+        table = Table(title="polymodal tasks")
+        table.add_column("task")
+        table.add_column("metrics")
+        table.add_column("what it does")
+        for t in list_tasks():
+            table.add_row(t.name, ", ".join(t.metrics), t.description)
+        console.print(table)
+
+    @app.command("eval")
+    def eval_cmd(
+        model: str = typer.Argument(..., help="Preset name, save_pretrained folder or run directory."),
+        task: str = typer.Option(..., "--task", "-t", help="Task name (see `polymodal tasks`)."),
+        data: Path = typer.Option(..., "--data", "-d", help="Manifest (JSONL/CSV) or class-folder tree."),
+        split: str = typer.Option("test", "--split", help="Split to evaluate."),
+        as_json: bool = typer.Option(False, "--json", help="Print the metrics object as JSON."),
+        out: Path | None = typer.Option(None, "--out", help="Where to write the result JSON (default: beside the model)."),
+        template: list[str] | None = typer.Option(None, "--template", help="Zero-shot prompt template (repeatable), e.g. 'a photo of a {}.'"),
+        label_column: str = typer.Option("label", "--label-column", help="Label column for classification tasks."),
+        bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals."),
+        no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
+    ) -> None:
+        """Evaluate one model on one task; the result JSON is written beside the model."""
+        from polymodal.tasks import get_task
+        from polymodal.tasks.evaluate import evaluate, result_path, write_result
+
+        with user_errors():
+            opts: dict[str, object] = {}
+            if template:
+                opts["templates"] = list(template)
+            if task != "retrieval":
+                opts["label_column"] = label_column
+            get_task(task)
+            result = evaluate(model, task, data, split, cache=not no_cache, bootstrap=bootstrap, **opts)
+            path = write_result(result, out or result_path(model, task, result.data, split))
+        if as_json:
+            typer.echo(json.dumps(result.to_json()["metrics"], indent=2))
+        else:
+            _print_metrics(result)
+            console.print(f"wrote {path}")
+
+    @app.command("compare")
+    def compare_cmd(
+        models: list[str] = typer.Argument(..., help="Two or more models (preset names, folders, run dirs)."),
+        task: list[str] = typer.Option(..., "--task", "-t", help="Task (repeatable)."),
+        data: list[Path] = typer.Option(..., "--data", "-d", help="Manifest: one for all tasks, or one per --task."),
+        out: Path = typer.Option(..., "--out", "-o", help="Output folder for the leaderboard and report."),
+        split: str = typer.Option("test", "--split"),
+        bootstrap: int = typer.Option(1000, "--bootstrap", min=0),
+        no_cache: bool = typer.Option(False, "--no-cache"),
+    ) -> None:
+        """Every model on every task -> leaderboard.{md,csv,json,html} and report.html in --out."""
+        from polymodal.tasks import compare
+
+        with user_errors():
+            board = compare(list(models), list(task), list(data), out, split=split, bootstrap=bootstrap, cache=not no_cache)
+        console.print(board.to_markdown())
+        console.print(f"wrote {out}/leaderboard.md, leaderboard.csv, leaderboard.json, leaderboard.html, report.html")

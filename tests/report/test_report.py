@@ -1,0 +1,108 @@
+"""Reports: run report from metrics.jsonl, leaderboard writers, and the page in headless Chromium."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from browser import CHROMIUM, images_loaded, screenshot
+from PIL import Image
+
+from polymodal.metrics import Metric, PairedTest
+from polymodal.report import Leaderboard, Report, build_run_report, write_run_report
+from polymodal.tasks.result import TaskResult
+
+
+def _run_dir(tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    (run / "eval").mkdir(parents=True)
+    (run / "config.yaml").write_text("model:\n  preset: tiny-dual\ntrain:\n  lr: 0.001\n")
+    lines = []
+    for step in range(1, 41):
+        lines.append({"step": step, "loss": 2.0 / step**0.5, "lr": 1e-3 * (1 - step / 40)})
+        if step % 10 == 0:
+            lines.append({"step": step, "split": "val", "loss": 1.5 / step**0.3, "acc@1": step / 50})
+    (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines) + "{truncated\n")
+    img = tmp_path / "q.png"
+    Image.new("RGB", (24, 24), (200, 40, 40)).save(img)
+    result = TaskResult(
+        "zeroshot-classification",
+        {"acc@1": Metric(0.5, 0.4, 0.6)},
+        {
+            "class_names": ["cat", "dog", "owl"],
+            "confusion_matrix": [[3, 1, 0], [0, 4, 0], [1, 0, 2]],
+            "examples": {"image_to_text": [{"query": str(img), "retrieved": ["a red square", "x", "y", "z", "w"], "hits": [True, False, False, False, False]}]},
+        },
+        model="tiny-dual",
+        data="shapes",
+        split="test",
+    )
+    (run / "eval" / "zeroshot.json").write_text(json.dumps(result.to_json()))
+    return run
+
+
+def test_run_report_has_config_curves_and_eval_figures(tmp_path: Path) -> None:
+    run = _run_dir(tmp_path)
+    page = write_run_report(run)
+    assert page == run / "report.html"
+    html = page.read_text()
+    assert "preset: tiny-dual" in html and "acc@1" in html
+    figs = sorted(p.name for p in (run / "report_figures").glob("*.png"))
+    assert len(figs) == 3 and any("curves" in f for f in figs) and any("confusion" in f for f in figs)
+    assert html.count('src="data:image/png;base64,') == 3  # every figure embedded, no external file needed
+    for f in figs:
+        assert Image.open(run / "report_figures" / f).size[0] > 100
+
+
+def _board() -> Leaderboard:
+    cols = ["zeroshot-classification: acc@1", "retrieval: image_to_text/mean_rank"]
+    cells = {
+        "base": {cols[0]: Metric(0.40, 0.30, 0.50), cols[1]: Metric(5.0, 4.0, 6.0, higher_is_better=False)},
+        "tuned": {cols[0]: Metric(0.70, 0.60, 0.80), cols[1]: Metric(7.5, 6.0, 9.0, higher_is_better=False)},
+    }
+    paired = {cols[0]: PairedTest(-0.30, -0.42, -0.18, 0.002)}
+    return Leaderboard(["base", "tuned"], cols, cells, paired)
+
+
+def test_leaderboard_marks_best_per_column_and_writes_all_formats(tmp_path: Path) -> None:
+    board = _board()
+    assert board.best("zeroshot-classification: acc@1") == "tuned"
+    assert board.best("retrieval: image_to_text/mean_rank") == "base"  # lower rank is better
+    paths = board.write(tmp_path)
+    md = paths["md"].read_text()
+    assert "**0.700 [0.600, 0.800]**" in md and "**5.000 [4.000, 6.000]**" in md
+    assert "p-value" in md and "0.0020" in md
+    rows = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
+    assert rows[1]["model"] == "tuned" and rows[1]["zeroshot-classification: acc@1 best"] == "1"
+    assert float(rows[0]["zeroshot-classification: acc@1 low"]) == 0.30
+    data = json.loads(paths["json"].read_text())
+    assert data["best"]["retrieval: image_to_text/mean_rank"] == "base"
+    assert data["paired"]["tests"]["zeroshot-classification: acc@1"]["p_value"] == 0.002
+
+
+def test_ties_have_no_best() -> None:
+    board = Leaderboard(["a", "b"], ["m"], {"a": {"m": Metric(0.5, 0.5, 0.5)}, "b": {"m": Metric(0.5, 0.5, 0.5)}})
+    assert board.best("m") is None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_report_opens_in_headless_chromium_with_no_missing_images(tmp_path: Path) -> None:
+    run = _run_dir(tmp_path)
+    report = Report("polymodal run · demo").add_leaderboard(_board()).extend(build_run_report(run))
+    page = report.write(tmp_path / "out" / "report.html")
+    assert len(list((tmp_path / "out" / "report_figures").glob("*.png"))) == 3
+    ok, total = images_loaded(page)
+    assert total == 3 and ok == total
+    # a broken image would be caught: the same probe on a page with a bad data URI
+    bad = tmp_path / "bad.html"
+    bad.write_text('<html><body><img src="data:image/png;base64,AAAA"><img src="missing.png"></body></html>')
+    assert images_loaded(bad) == (0, 2)
+    if os.environ.get("POLYMODAL_KEEP_SCREENSHOT"):
+        shot = screenshot(page, Path(os.environ["POLYMODAL_KEEP_SCREENSHOT"]))
+        assert np.asarray(Image.open(shot)).std() > 0
