@@ -181,6 +181,7 @@ def main() -> int:
         gen_s = time.perf_counter() - t0
         (work / "escape.png").write_bytes(b"")
         cmd = _command(manifest, args.entry)
+        load_before = round(os.getloadavg()[0], 1)
         result = measure(cmd)
         if result["returncode"] not in (0, 1):
             print(result["stderr"], file=sys.stderr)
@@ -188,7 +189,13 @@ def main() -> int:
         report = json.loads(str(result["stdout"]))
         assert report["rows"] == args.rows and len(report["invalid"]) == n_bad, report["invalid"]
         summary = {k: v for k, v in result.items() if k not in ("stdout", "stderr")}
-        summary.update(rows=args.rows, invalid=n_bad, generate_s=round(gen_s, 1), machine=machine())
+        summary.update(
+            load_before=load_before,
+            rows=args.rows,
+            invalid=n_bad,
+            generate_s=round(gen_s, 1),
+            machine=machine(),
+        )
         print(json.dumps(summary, indent=2))
         for issue in report["invalid"]:
             print(f"  row {issue['row']} {issue['id']}: {issue['reason'][:90]}")
@@ -204,7 +211,8 @@ def main() -> int:
                 f"| peak RSS, whole process tree | {result['peak_tree_rss_mb']} MB | < 1024 MB ({ok_mem}) |\n"
                 f"| peak RSS, largest single process | {result['peak_single_process_rss_mb']} MB | |\n"
                 f"| bad rows reported | {len(report['invalid'])} of {n_bad} planted | all |\n\n"
-                f"Machine: {summary['machine']} (shared with other jobs while measured).\n\n"
+                f"Machine: {summary['machine']}; shared with other jobs while measured (1-min load "
+                f"average {summary['load_before']} just before the run).\n\n"
                 f"Reproduce: `.venv/bin/python benchmarks/validate_speed/run.py --write-results`\n"
             )
         return 0
