@@ -153,3 +153,26 @@ def test_pool_works_from_an_unguarded_script(mixed, tmp_path: Path) -> None:  # 
     assert proc.returncode == 0, proc.stderr
     # no label set given here, so the unknown-label row is valid
     assert proc.stdout.strip() == f"invalid {sum(1 for e in expected if e[2] is not None) - 1}"
+
+
+def test_label_spaces_from_the_loader_work_as_label_sets(tmp_path: Path) -> None:
+    from polymodal.data.loader import build_label_spaces
+
+    rows = [
+        {"id": "a", "split": "train", "text": "x", "label": "cat", "score": 0.5},
+        {"id": "b", "split": "val", "text": "y", "label": "dog", "score": 1.5},
+        {"id": "c", "split": "val", "text": "z", "label": "dog"},
+    ]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    manifest = load_manifest(tmp_path / "m.jsonl")
+    spaces = build_label_spaces(manifest.rows, ["label", "score"])
+    assert spaces["score"] == []  # regression: no classes, so no class check either
+    report = validate_rows(manifest, label_sets=spaces)
+    assert [(i.id, i.field, i.reason) for i in report.invalid] == [
+        ("c", "score", "missing label column 'score'")
+    ]
+    report = validate_rows(manifest, label_sets={"label": ["cat"]})
+    assert [(i.id, i.reason) for i in report.invalid][0] == (
+        "b",
+        "unknown label 'dog' (not in the label set)",
+    )

@@ -252,8 +252,9 @@ def validate_rows(
     for col in label_sets or {}:
         if col not in columns:
             columns.append(col)
+    # an empty label set is a regression column (build_label_spaces gives it []): no class check
     labels: dict[str, set[str] | None] = {
-        c: (set(label_sets[c]) if label_sets and c in label_sets else None) for c in columns
+        c: (set(label_sets[c]) if label_sets and label_sets.get(c) else None) for c in columns
     }
     opts = {"max_pixels": cfg.image.max_pixels, "min_seconds": cfg.audio.min_seconds}
 
