@@ -27,6 +27,9 @@ class Encoder(nn.Module):
     modality: str = ""
     hidden_dim: int = 0  # token width
     pooled_dim: int = 0  # width of the pooled vector (before any tower projection)
+    # whether bf16 autocast keeps outputs within cosine 0.999 of fp32 (measured: transformer
+    # encoders yes; BatchNorm conv nets such as EfficientNet-Lite0 drift to ~0.998, so no)
+    bf16_safe: bool = False
 
     def preprocess(self, items: list[Any]) -> Inputs:  # pragma: no cover - interface
         raise NotImplementedError

@@ -133,6 +133,7 @@ class BuiltinText(Encoder):
     """A small pre-norm transformer over UTF-8 bytes, mean-pooled."""
 
     modality = "text"
+    bf16_safe = True
 
     def __init__(self, spec: dict[str, Any]) -> None:
         super().__init__()
@@ -203,7 +204,9 @@ class BuiltinAudio(Encoder):
         batch = torch.zeros(len(waves), longest)
         for i, w in enumerate(waves):
             batch[i, : len(w)] = w
-        spec = torch.stft(batch, self.n_fft, self.hop, window=self.window, return_complex=True).abs().pow(2)
+        # zero padding (not stft's reflect) so a clip's frames are the same alone or padded in a batch
+        batch = torch.nn.functional.pad(batch, (self.n_fft // 2, self.n_fft // 2))
+        spec = torch.stft(batch, self.n_fft, self.hop, window=self.window, center=False, return_complex=True).abs().pow(2)
         logmel = torch.log(torch.clamp(self.mel.T @ spec, min=1e-10))  # (B, mels, frames)
         frames = torch.tensor([len(w) // self.hop + 1 for w in waves])
         mask = torch.arange(logmel.shape[-1])[None, :] < frames[:, None]
@@ -217,8 +220,9 @@ class BuiltinAudio(Encoder):
         var = (((feats - mean) * m) ** 2).sum((1, 2), keepdim=True) / (m.sum((1, 2), keepdim=True) * feats.shape[1]).clamp_min(1)
         x = ((feats - mean) / (var.sqrt() + 1e-5) * m).unsqueeze(1)
         for stage in self.stages:
-            x = stage(x)
             mask = mask[:, ::2]
+            # padded frames are zeroed after every stage so they cannot leak into valid ones
+            x = stage(x) * mask[:, None, None, :].to(x.dtype)
         tokens = x.mean(2).transpose(1, 2)  # (B, frames', C): average over mel bins
         return tokens, mask[:, : tokens.shape[1]]
 

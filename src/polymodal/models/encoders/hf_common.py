@@ -67,6 +67,9 @@ def load_backbone(name: str, modality: str, kw: dict[str, Any]) -> nn.Module:
     """AutoModel for ``name``; for a composite (CLIP-like) checkpoint, only the modality's half."""
     from transformers import AutoConfig, AutoModel
     from transformers.models.auto.modeling_auto import MODEL_MAPPING
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no per-tower "Loading weights" bars in our output
 
     config = hf_call(name, lambda: AutoConfig.from_pretrained(name, **kw))
     if config.model_type == "whisper":
@@ -95,6 +98,8 @@ def backbone_from_assets(folder: Path) -> nn.Module:
 
 class HFEncoder(Encoder):
     """Common part of the transformers-backed encoders."""
+
+    bf16_safe = True
 
     model: nn.Module
 

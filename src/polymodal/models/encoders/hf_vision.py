@@ -38,6 +38,8 @@ class HFVisionEncoder(HFEncoder):
     def __init__(self, model: nn.Module, processor: Any, spec: dict[str, Any]) -> None:
         super().__init__(model, processor, spec)
         self.image_size = _processor_size(processor)
+        # conv backbones (ConvNeXt, ResNet) lose accuracy under bf16 like other conv nets
+        self.bf16_safe = getattr(model.config, "hidden_sizes", None) is None  # type: ignore[attr-defined]
 
     def preprocess(self, items: list[Any]) -> torch.Tensor:
         images = [as_pil(i) for i in items]

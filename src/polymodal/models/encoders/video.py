@@ -38,6 +38,7 @@ class VideoEncoder(Encoder):
         self.num_frames = int(spec.get("num_frames", 8))
         self.temporal_pooling = spec.get("temporal_pooling", "mean")
         self.hidden_dim = self.pooled_dim = frame.pooled_dim
+        self.bf16_safe = frame.bf16_safe
         self.image_size = getattr(frame, "image_size", None)
         self.temporal: nn.Module | None = None
         if self.temporal_pooling == "transformer":

@@ -1,0 +1,113 @@
+"""Towers from HF folders (the real from_pretrained path), built-in towers, video towers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from polymodal.errors import ModelError
+from polymodal.models.towers import build_tower
+
+
+@pytest.fixture(scope="module")
+def hf_folders(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """Tiny random-init BERT / ViT / ConvNeXt / wav2vec2 saved like any hub model folder."""
+    from transformers import AutoModel, ViTImageProcessor, Wav2Vec2FeatureExtractor
+
+    from polymodal.models.encoders.tiny import minilm_tokenizer, tiny_config
+
+    root = tmp_path_factory.mktemp("hf")
+    out = {}
+    for family in ("bert", "vit", "convnext", "wav2vec2"):
+        folder = root / family
+        torch.manual_seed(0)
+        AutoModel.from_config(tiny_config(family)).save_pretrained(folder)
+        if family == "bert":
+            minilm_tokenizer().save_pretrained(folder)
+        elif family == "wav2vec2":
+            Wav2Vec2FeatureExtractor(sampling_rate=16000, return_attention_mask=True).save_pretrained(folder)
+        else:
+            ViTImageProcessor(size={"height": 64, "width": 64}).save_pretrained(folder)
+        out[family] = str(folder)
+    return out
+
+
+def _waves() -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (4000, 9000, 16000)]
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls", "pooler"])
+def test_hf_text_tower_pooling(hf_folders, texts, pooling):  # type: ignore[no-untyped-def]
+    tower = build_tower({"modality": "text", "source": "hf", "name_or_path": hf_folders["bert"], "pooling": pooling,
+                         "projection_dim": 8}, local_files_only=True)
+    inputs = tower.preprocess(texts)
+    pooled = tower(inputs)
+    tokens, mask = tower.forward_tokens(inputs)
+    assert pooled.shape == (5, 8) and tokens.shape[:2] == mask.shape and tokens.shape[-1] == tower.hidden_dim == 32
+    if pooling == "cls":  # CLS pooling is the first token, before the projection
+        torch.testing.assert_close(tower.encoder(inputs), tokens[:, 0])
+    assert len(tower.blocks()) == 2 and tower.lora_targets() == ["query", "value"]
+
+
+@pytest.mark.parametrize("family", ["vit", "convnext"])
+def test_hf_vision_towers(hf_folders, images, family):  # type: ignore[no-untyped-def]
+    tower = build_tower({"modality": "image", "source": "hf", "name_or_path": hf_folders[family]}, local_files_only=True)
+    x = tower.preprocess(images)
+    assert x.shape == (5, 3, 64, 64)
+    tokens, mask = tower.forward_tokens(x)
+    assert tokens.shape[0] == 5 and tokens.shape[-1] == tower.hidden_dim and bool(mask.all())
+    assert tower(x).shape == (5, tower.output_dim)
+    assert tower.blocks()
+
+
+def test_hf_audio_tower_masks_padding(hf_folders):  # type: ignore[no-untyped-def]
+    tower = build_tower({"modality": "audio", "source": "hf", "name_or_path": hf_folders["wav2vec2"]}, local_files_only=True).eval()
+    waves = _waves()
+    inputs = tower.preprocess(waves)
+    _, mask = tower.forward_tokens(inputs)
+    assert mask.sum(1).tolist()[0] < mask.sum(1).tolist()[2]  # the short clip has fewer valid frames
+    with torch.no_grad():
+        alone = tower(tower.preprocess(waves[:1]))
+        padded = tower(inputs)[:1]
+    torch.testing.assert_close(alone, padded, atol=1e-4, rtol=1e-3)
+
+
+def test_remote_code_needs_pinned_revision(hf_folders):  # type: ignore[no-untyped-def]
+    with pytest.raises(ModelError, match="revision"):
+        build_tower({"modality": "text", "source": "hf", "name_or_path": hf_folders["bert"], "trust_remote_code": True})
+
+
+def test_missing_local_folder_is_a_clean_error(tmp_path):  # type: ignore[no-untyped-def]
+    with pytest.raises(ModelError, match="not available offline"):
+        build_tower({"modality": "text", "source": "hf", "name_or_path": "nobody/no-such-model"}, local_files_only=True)
+
+
+@pytest.mark.parametrize("source,modality", [("builtin-cnn", "image"), ("builtin-vit", "image"), ("builtin-text", "text"), ("builtin-audio", "audio")])
+def test_builtin_towers(source, modality, images, texts):  # type: ignore[no-untyped-def]
+    tower = build_tower({"modality": modality, "source": source, "projection_dim": 16}).eval()
+    items = {"image": images, "text": texts, "audio": _waves()}[modality]
+    inputs = tower.preprocess(items)
+    out = tower(inputs)
+    assert out.shape == (len(items), 16) and torch.isfinite(out).all()
+    tokens, mask = tower.forward_tokens(inputs)
+    assert tokens.shape[:2] == mask.shape and tower.blocks()
+    if modality in ("text", "audio"):  # padding must not change a short item's embedding
+        with torch.no_grad():
+            torch.testing.assert_close(tower(tower.preprocess(items[:1]))[0], out[0].detach(), atol=1e-4, rtol=1e-3)
+
+
+def test_source_modality_mismatch():
+    with pytest.raises(ModelError, match="text tower"):
+        build_tower({"modality": "image", "source": "minilm"})
+
+
+@pytest.mark.parametrize("pooling", ["mean", "transformer"])
+def test_video_tower(images, pooling):  # type: ignore[no-untyped-def]
+    tower = build_tower({"modality": "video", "source": "builtin-cnn", "num_frames": 3, "temporal_pooling": pooling})
+    clips = [images[:2], images, images[:1]]  # 2, 5 and 1 frames -> all sampled/padded to 3
+    x = tower.preprocess(clips)
+    assert x.shape == (3, 3, 3, 64, 64)
+    tokens, mask = tower.forward_tokens(x)
+    assert tokens.shape == (3, 3, tower.hidden_dim) and tower(x).shape == (3, tower.output_dim)
