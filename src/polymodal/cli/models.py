@@ -32,7 +32,8 @@ def register(app: typer.Typer) -> None:
         for col in ("name", "kind", "towers / source", "params", "offline"):
             table.add_column(col)
         for r in rows:
-            params = f"{r['params'] / 1e6:.1f}M" if r["params"] else "?"
+            n = r["params"]
+            params = f"{n / 1e6:.1f}M" if isinstance(n, int) else "?"
             table.add_row(str(r["name"]), str(r["kind"]), str(r["source"]), params, "yes" if r["offline"] else "no (hub)")
         console.print(table)
         console.print("Load one with `polymodal.load(NAME)`; hub presets offline need a local folder path instead.")

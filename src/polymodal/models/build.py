@@ -16,6 +16,7 @@ from torch import nn
 from polymodal.config import FusionSpec, HeadSpec, ModelConfig
 from polymodal.errors import ModelError
 from polymodal.models.dual import DualEncoder, EmbeddingModel
+from polymodal.models.heads import Head, build_head
 from polymodal.models.presets import Preset, get_preset, is_preset
 from polymodal.models.towers import Tower, build_tower
 
@@ -69,14 +70,13 @@ def _base_model(cfg: ModelConfig) -> tuple[EmbeddingModel | None, dict[str, Towe
     return base, dict(base.towers.items()), getattr(base, "embed_dim", None)
 
 
-def _heads(cfg: ModelConfig, label_spaces: dict[str, list[str]] | None, in_dim: int) -> dict[str, nn.Module]:
-    from polymodal.models.heads import build_head
+def _heads(cfg: ModelConfig, label_spaces: dict[str, list[str]] | None, in_dim: int) -> dict[str, Head]:
 
     spaces = label_spaces or {}
     specs = dict(cfg.heads) or {col: HeadSpec() for col in spaces}
     if not specs:
         raise ModelError("a fusion/classifier model needs a head: give model.heads or data with a label column")
-    heads: dict[str, nn.Module] = {}
+    heads: dict[str, Head] = {}
     for col, spec in specs.items():
         n = spec.num_outputs
         if n is None:

@@ -92,7 +92,8 @@ class Tower(nn.Module):
         self._dropout_p = dropout
         if projection is not None:  # a pretrained projection (CLIP-like models)
             self.projection: nn.Module = projection
-            self.output_dim: int = int(output_dim or getattr(projection, "out_features", encoder.pooled_dim))
+            width: Any = output_dim or getattr(projection, "out_features", encoder.pooled_dim)
+            self.output_dim: int = int(width)
         else:
             self.projection = nn.Identity()
             self.output_dim = encoder.pooled_dim

@@ -35,7 +35,7 @@ def _model_class(model_type: str) -> Any:
 
 class WrappedDualEncoder(DualEncoder):
     def __init__(self, hf_model: nn.Module, tokenizer: Any, image_processor: Any, source: str = "") -> None:
-        config = hf_model.config  # type: ignore[attr-defined]
+        config: Any = hf_model.config
         mtype = config.model_type
         text_spec: dict[str, Any] = {"modality": "text", "source": "hf", "name_or_path": source, "pooling": TEXT_POOLING[mtype]}
         if mtype == "siglip":  # SigLIP was trained on texts padded to 64 tokens and pools the last one
@@ -52,15 +52,17 @@ class WrappedDualEncoder(DualEncoder):
         super().__init__(towers)
         self.logit_scale = hf_model.logit_scale  # type: ignore[assignment]
         self.logit_bias = getattr(hf_model, "logit_bias", None)
-        self.hf_config = config
+        self.hf_config: Any = config
         self.source = source
 
     def save_assets(self, folder: Path) -> None:
         out = folder / "towers" / "hf"
         out.mkdir(parents=True, exist_ok=True)
         self.hf_config.save_pretrained(out)
-        self.towers["text"].encoder.tokenizer.save_pretrained(out)  # type: ignore[union-attr,operator]
-        self.towers["image"].encoder.processor.save_pretrained(out)  # type: ignore[union-attr,operator]
+        text_encoder: Any = self.tower("text").encoder
+        image_encoder: Any = self.tower("image").encoder
+        text_encoder.tokenizer.save_pretrained(out)
+        image_encoder.processor.save_pretrained(out)
 
     def get_config(self) -> dict[str, Any]:
         return {"hf_model_type": self.hf_config.model_type, "source": self.source, "embed_dim": self.embed_dim}

@@ -174,6 +174,8 @@ class BuiltinAudio(Encoder):
     """Log-mel spectrogram (torch.stft + a mel filter bank) into a small 2-D CNN; tokens over time."""
 
     modality = "audio"
+    mel: torch.Tensor
+    window: torch.Tensor
 
     def __init__(self, spec: dict[str, Any]) -> None:
         super().__init__()

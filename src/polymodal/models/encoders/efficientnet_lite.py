@@ -41,7 +41,7 @@ class EfficientNetLiteEncoder(Encoder):
     def __init__(self, spec: dict[str, Any], pretrained: bool = True) -> None:
         super().__init__()
         self._spec = dict(spec)
-        self.net = _backbone(pretrained)
+        self.net: Any = _backbone(pretrained)
         self.hidden_dim = self.pooled_dim = 1280
 
     def preprocess(self, items: list[Any]) -> torch.Tensor:

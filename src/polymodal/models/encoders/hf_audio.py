@@ -40,7 +40,8 @@ class HFAudioEncoder(HFEncoder):
         tokens = out.last_hidden_state
         if takes_mask:
             # frame-level mask from the sample-level one (conv feature extractor strides)
-            frame_mask = self.model._get_feature_vector_attention_mask(tokens.shape[1], mask)
+            model: Any = self.model
+            frame_mask = model._get_feature_vector_attention_mask(tokens.shape[1], mask)
             return tokens, frame_mask.bool()
         return tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
 

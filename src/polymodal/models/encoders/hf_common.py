@@ -79,7 +79,7 @@ def load_backbone(name: str, modality: str, kw: dict[str, Any]) -> nn.Module:
     sub_attr = SUB_CONFIG.get(modality)
     if config.model_type in COMPOSITE_TYPES and sub_attr and hasattr(config, sub_attr):
         sub_cfg = getattr(config, sub_attr)
-        cls = MODEL_MAPPING[type(sub_cfg)]
+        cls: Any = MODEL_MAPPING[type(sub_cfg)]
         return hf_call(name, lambda: cls.from_pretrained(name, **kw))
     return hf_call(name, lambda: AutoModel.from_pretrained(name, config=config, **kw))
 
@@ -109,7 +109,7 @@ class HFEncoder(Encoder):
         self.processor = processor
         self._spec = dict(spec)
         self.pooling = spec.get("pooling", "mean")
-        cfg = model.config  # type: ignore[attr-defined]
+        cfg: Any = model.config
         sizes = getattr(cfg, "hidden_sizes", None)
         self.hidden_dim = int(getattr(cfg, "hidden_size", 0) or (sizes[-1] if sizes else 0) or cfg.d_model)
         self.pooled_dim = self.hidden_dim
@@ -125,6 +125,7 @@ class HFEncoder(Encoder):
 
     def save_assets(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        self.model.config.save_pretrained(folder)  # type: ignore[attr-defined]
+        config: Any = self.model.config
+        config.save_pretrained(folder)
         if self.processor is not None:
             self.processor.save_pretrained(folder)

@@ -29,7 +29,7 @@ def minilm_tokenizer() -> Any:
 def tiny_config(family: str, width: int = 32, layers: int = 2, image_size: int = 64) -> Any:
     import transformers as tf
 
-    common = {"hidden_size": width, "num_hidden_layers": layers, "num_attention_heads": 2, "intermediate_size": width * 2}
+    common: dict[str, Any] = {"hidden_size": width, "num_hidden_layers": layers, "num_attention_heads": 2, "intermediate_size": width * 2}
     if family == "bert":
         return tf.BertConfig(vocab_size=30522, max_position_embeddings=128, **common)
     if family == "clip-text":
