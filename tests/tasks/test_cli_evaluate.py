@@ -38,7 +38,7 @@ def test_eval_and_compare_with_a_real_preset(tmp_path: Path) -> None:
         ["eval", "tiny-dual", "--task", "zeroshot-classification", "--data", str(manifest), "--json", "--out", str(out), "--bootstrap", "50"],
     )
     assert r.exit_code == 0, r.output
-    printed = json.loads(r.output)
+    printed = json.loads(r.stdout)
     assert set(printed) >= {"acc@1", "acc@5", "mean_per_class_recall"}
     assert 0.0 <= printed["acc@1"]["low"] <= printed["acc@1"]["value"] <= printed["acc@1"]["high"] <= 1.0
     assert json.loads(out.read_text())["metrics"] == printed

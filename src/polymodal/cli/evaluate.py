@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
-from polymodal.cli.common import console, user_errors
+from polymodal.cli.common import console, err_console, user_errors
+
+
+@contextmanager
+def _encoding_progress() -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar per modality being encoded (cache hits never show one)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+
+    bars: dict[str, TaskID] = {}
+    last: dict[str, int] = {}
+    with Progress(
+        TextColumn("encoding {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=err_console, transient=True,
+    ) as progress:
+
+        def update(modality: str, done: int, total: int) -> None:
+            if modality not in bars or done <= last[modality]:  # a new pass over this modality
+                bars[modality] = progress.add_task(modality, total=total)
+            last[modality] = done
+            progress.update(bars[modality], completed=done)
+
+        yield update
 
 
 def _print_metrics(result: object) -> None:
@@ -62,7 +85,8 @@ def register(app: typer.Typer) -> None:
             if task != "retrieval":
                 opts["label_column"] = label_column
             get_task(task)
-            result = evaluate(model, task, data, split, cache=not no_cache, bootstrap=bootstrap, **opts)
+            with _encoding_progress() as progress:
+                result = evaluate(model, task, data, split, cache=not no_cache, bootstrap=bootstrap, progress=progress, **opts)
             path = write_result(result, out or result_path(model, task, result.data, split))
         if as_json:
             typer.echo(json.dumps(result.to_json()["metrics"], indent=2))
@@ -83,7 +107,10 @@ def register(app: typer.Typer) -> None:
         """Every model on every task -> leaderboard.{md,csv,json,html} and report.html in --out."""
         from polymodal.tasks import compare
 
-        with user_errors():
-            board = compare(list(models), list(task), list(data), out, split=split, bootstrap=bootstrap, cache=not no_cache)
+        with user_errors(), _encoding_progress() as progress:
+            board = compare(
+                list(models), list(task), list(data), out, split=split, bootstrap=bootstrap, cache=not no_cache,
+                progress=progress,
+            )
         console.print(board.to_markdown())
         console.print(f"wrote {out}/leaderboard.md, leaderboard.csv, leaderboard.json, leaderboard.html, report.html")

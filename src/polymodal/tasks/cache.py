@@ -119,7 +119,12 @@ class EmbeddingCache:
         return arr
 
 
-def encode_items(model: Any, modality: str, items: Sequence[Any], batch_size: int = 64) -> np.ndarray:
+Progress = Callable[[str, int, int], None]  # (modality, done, total)
+
+
+def encode_items(
+    model: Any, modality: str, items: Sequence[Any], batch_size: int = 64, progress: Progress | None = None
+) -> np.ndarray:
     """``model.encode(modality, chunk)`` over chunks -> float32 (n, d) array in input order."""
     parts: list[np.ndarray] = []
     for start in range(0, len(items), batch_size):
@@ -127,6 +132,8 @@ def encode_items(model: Any, modality: str, items: Sequence[Any], batch_size: in
         if hasattr(out, "detach"):
             out = out.detach().float().cpu().numpy()
         parts.append(np.asarray(out, dtype=np.float32))
+        if progress is not None:
+            progress(modality, min(start + batch_size, len(items)), len(items))
     if not parts:
         raise ValueError(f"no {modality} items to encode")
     return np.concatenate(parts, axis=0)
@@ -140,10 +147,13 @@ def normalize(x: np.ndarray) -> np.ndarray:
 class Encoder:
     """A model plus its cache: ``embed(modality, items)`` returns raw (unnormalised) embeddings."""
 
-    def __init__(self, model: Any, cache: EmbeddingCache | None = None, batch_size: int = 64) -> None:
+    def __init__(
+        self, model: Any, cache: EmbeddingCache | None = None, batch_size: int = 64, progress: Progress | None = None
+    ) -> None:
         self.model = model
         self.cache = cache if cache is not None else EmbeddingCache(enabled=False)
         self.batch_size = batch_size
+        self.progress = progress
         self._key: str | None = None
 
     @property
@@ -167,7 +177,7 @@ class Encoder:
             import torch
 
             with torch.inference_mode():
-                return encode_items(self.model, modality, items, self.batch_size)
+                return encode_items(self.model, modality, items, self.batch_size, self.progress)
         finally:
             if was_training and hasattr(self.model, "train"):
                 self.model.train()

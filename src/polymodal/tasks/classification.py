@@ -110,6 +110,7 @@ def run_classification(
     seed: int = 0,
     batch_size: int = 32,
     cache: Any = None,  # predictions come from the head, not cached embeddings
+    progress: Any = None,
 ) -> TaskResult:
     rows = [r for r in data.split_rows(split) if r.get(label_column) not in (None, "")]
     if not rows:

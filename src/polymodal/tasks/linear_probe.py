@@ -17,7 +17,7 @@ from sklearn.model_selection import train_test_split
 
 from polymodal.errors import DataError
 from polymodal.metrics import DEFAULT_BOOTSTRAP, classification_statistics, confusion_matrix
-from polymodal.tasks.cache import EmbeddingCache, Encoder, normalize
+from polymodal.tasks.cache import EmbeddingCache, Encoder, Progress, normalize
 from polymodal.tasks.data import EvalData
 from polymodal.tasks.registry import Task
 from polymodal.tasks.result import TaskResult, metrics_with_intervals
@@ -48,10 +48,11 @@ def run_linear_probe(
     seed: int = 0,
     cache: EmbeddingCache | None = None,
     batch_size: int = 64,
+    progress: Progress | None = None,
 ) -> TaskResult:
     class_names = data.class_names(label_column)
     index = {c: i for i, c in enumerate(class_names)}
-    encoder = Encoder(model, cache, batch_size)
+    encoder = Encoder(model, cache, batch_size, progress)
 
     def split_xy(name: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
         rows = [r for r in data.split_rows(name) if r.get(label_column) not in (None, "")]

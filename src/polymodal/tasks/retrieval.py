@@ -14,7 +14,7 @@ import numpy as np
 
 from polymodal.errors import DataError
 from polymodal.metrics import DEFAULT_BOOTSTRAP, first_positive_rank, retrieval_statistics, top_k_indices
-from polymodal.tasks.cache import EmbeddingCache, Encoder, normalize
+from polymodal.tasks.cache import EmbeddingCache, Encoder, Progress, normalize
 from polymodal.tasks.data import EvalData
 from polymodal.tasks.registry import Task
 from polymodal.tasks.result import TaskResult, metrics_with_intervals
@@ -69,13 +69,14 @@ def run_retrieval(
     seed: int = 0,
     cache: EmbeddingCache | None = None,
     batch_size: int = 64,
+    progress: Progress | None = None,
 ) -> TaskResult:
     rows = data.split_rows(split)
     modality = modality or data.media_modality(rows)
     if modality == "text":
         raise DataError(f"{data.name}: retrieval needs an image, audio or video column beside 'text'")
     media, texts, positives = build_pairs(data, rows, modality)
-    encoder = Encoder(model, cache, batch_size)
+    encoder = Encoder(model, cache, batch_size, progress)
     m_emb = normalize(encoder.embed(modality, media))
     t_emb = normalize(encoder.embed("text", texts))
     scores = m_emb @ t_emb.T

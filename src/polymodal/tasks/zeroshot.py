@@ -13,7 +13,7 @@ import numpy as np
 
 from polymodal.errors import DataError
 from polymodal.metrics import DEFAULT_BOOTSTRAP, classification_statistics, confusion_matrix
-from polymodal.tasks.cache import EmbeddingCache, Encoder, normalize
+from polymodal.tasks.cache import EmbeddingCache, Encoder, Progress, normalize
 from polymodal.tasks.data import EvalData
 from polymodal.tasks.registry import Task
 from polymodal.tasks.result import TaskResult, metrics_with_intervals
@@ -44,6 +44,7 @@ def run_zeroshot(
     seed: int = 0,
     cache: EmbeddingCache | None = None,
     batch_size: int = 64,
+    progress: Progress | None = None,
 ) -> TaskResult:
     rows = [r for r in data.split_rows(split) if r.get(label_column) not in (None, "")]
     if not rows:
@@ -56,7 +57,7 @@ def run_zeroshot(
     y = np.array([index[str(r[label_column])] for r in rows], dtype=np.int64)
     chosen = tuple(templates) if templates else templates_for(data.name)
 
-    encoder = Encoder(model, cache, batch_size)
+    encoder = Encoder(model, cache, batch_size, progress)
     classes = class_embeddings(encoder, class_names, chosen)
     queries = normalize(encoder.embed(modality, [data.item(r, modality, i) for i, r in enumerate(rows)]))
     scores = queries @ classes.T
