@@ -4,8 +4,8 @@ import random
 import numpy as np
 import pytest
 import torch
-
 from helpers import TinyDual
+
 from polymodal.config import TrainConfig
 from polymodal.errors import TrainingError
 from polymodal.train import checkpoint as ckpt

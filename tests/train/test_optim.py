@@ -2,8 +2,8 @@ import math
 
 import pytest
 import torch
-
 from helpers import TinyDual
+
 from polymodal.config import TrainConfig
 from polymodal.train.optim import build_optimizer, build_scheduler, lr_factor, param_groups
 

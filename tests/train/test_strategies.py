@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from helpers import TinyDual
+
 from polymodal.config import TrainConfig
 from polymodal.errors import TrainingError
 from polymodal.train.strategies import apply_strategy, merge_lora

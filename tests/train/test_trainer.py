@@ -4,9 +4,9 @@ import shutil
 import pytest
 import torch
 from accelerate import Accelerator
+from helpers import PairSet, TinyDual, collate, info_nce
 from safetensors.torch import load_file
 
-from helpers import PairSet, TinyDual, collate, info_nce
 from polymodal.config import RunConfig
 from polymodal.errors import TrainingError
 from polymodal.train import checkpoint as ckpt

@@ -50,6 +50,8 @@ def register(app: typer.Typer) -> None:
             cfg = load_config(config, set_)
             run_dir = out or Path("runs") / (cfg.name or config.stem)
             result = train(cfg, run_dir, resume=resume, force=force)
+        if not result.main_process:  # only rank 0 reports
+            return
         if result.interrupted:
             console.print(f"interrupted: checkpoint written; continue with --resume --out {run_dir}")
             return

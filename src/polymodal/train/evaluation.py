@@ -28,7 +28,6 @@ def evaluate(model: Any, objective: Callable[[Any, Any], Any], batches: Iterable
     obj_metrics: dict[str, float] = {}
     preds: dict[str, list[np.ndarray]] = {c: [] for c in label_columns}
     golds: dict[str, list[np.ndarray]] = {c: [] for c in label_columns}
-    batches_seen = 0
     for batch in batches:
         with accelerator.autocast():
             out = model(batch)
@@ -38,7 +37,6 @@ def evaluate(model: Any, objective: Callable[[Any, Any], Any], batches: Iterable
         totals["n"] += n
         for key, value in (getattr(res, "metrics", None) or {}).items():
             obj_metrics[key] = obj_metrics.get(key, 0.0) + float(value) * n
-        batches_seen += 1
         emb = out.get("embeddings") if isinstance(out, dict) else None
         logits = out.get("logits") if isinstance(out, dict) else None
         if emb and not logits and len(emb) >= 2:

@@ -31,13 +31,16 @@ def _digest(obj: Any) -> str:
 
 def make_accelerator(cfg: RunConfig) -> Any:
     from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
 
     mp = cfg.train.mixed_precision
     if mp == "auto":
         mp = "bf16" if not torch.cuda.is_available() or torch.cuda.is_bf16_supported() else "fp16"
     if mp == "fp16" and not torch.cuda.is_available():
         raise TrainingError("train.mixed_precision=fp16 needs a GPU; use bf16 on a CPU")
-    return Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available())
+    # HF encoders often carry parameters a pooling choice never uses (e.g. BERT's pooler)
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    return Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available(), kwargs_handlers=[ddp])
 
 
 def _label_columns(cfg: RunConfig, manifest_columns: list[str]) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -33,12 +34,12 @@ class StrategyReport:
         return f"strategy {self.strategy}: {self.trainable:,} of {self.total:,} parameters trainable ({pct:.2f}%)"
 
 
-def find_towers(model: nn.Module) -> dict[str, nn.Module]:
+def find_towers(model: nn.Module) -> dict[str, Any]:
     """Towers by modality: ``model.towers`` when it is a ModuleDict, else any submodule shaped like one."""
     towers = getattr(model, "towers", None)
     if isinstance(towers, nn.ModuleDict):
         return {str(k): v for k, v in towers.items()}
-    found: dict[str, nn.Module] = {}
+    found: dict[str, Any] = {}
     for _, mod in model.named_modules():
         if hasattr(mod, "modality") and isinstance(getattr(mod, "encoder", None), nn.Module):
             found.setdefault(str(mod.modality), mod)
@@ -50,7 +51,7 @@ def _set_requires_grad(module: nn.Module, flag: bool) -> None:
         p.requires_grad_(flag)
 
 
-def _inject_lora(tower: nn.Module, modality: str, cfg: TrainConfig) -> None:
+def _inject_lora(tower: Any, modality: str, cfg: TrainConfig) -> None:
     from peft import LoraConfig, get_peft_model
 
     targets = (cfg.lora.target_modules or {}).get(modality)

@@ -57,6 +57,7 @@ class TrainResult:
     interrupted: bool = False
     strategy: StrategyReport | None = None
     skipped_ids: list[str] = field(default_factory=list)
+    main_process: bool = True
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:
@@ -279,6 +280,10 @@ class Trainer:
         if resume_path is not None:
             self.resume_from(resume_path, force)
         fault = _fault_point()
+        if resume_path is None:
+            self.log.log("start", 0, {"processes": self.world, "strategy": self.strategy.strategy,
+                                      "trainable": self.strategy.trainable, "total": self.strategy.total,
+                                      "steps": self.total_steps, "mixed_precision": self.tc.mixed_precision})
         previous = signal.signal(signal.SIGTERM, self._on_sigterm) if self._can_trap() else None
         set_train_mode(self.model, self.strategy)
         bar = ProgressBar(self.total_steps, enabled=self.main and self.tc.progress)
@@ -321,7 +326,7 @@ class Trainer:
         self.log.close()
         return TrainResult(self.run_dir, self.early.best, dict(self.last_val), self.global_step,
                            self.early.best_step, self.early.stopped, self._term, self.strategy,
-                           list(self.skipped_ids))
+                           list(self.skipped_ids), self.main)
 
     def _after_step(self, loss: float, epoch_end: bool, t0: float, s0: int, bar: ProgressBar) -> bool:
         tc = self.tc
@@ -337,10 +342,10 @@ class Trainer:
         if want_eval and self.val_data is not None and self._evaluated_at != self.global_step:
             self.run_eval()
             self._evaluated_at = self.global_step
-        if (tc.checkpoint_every and self.global_step % tc.checkpoint_every == 0) or \
-                (tc.checkpoint_every is None and epoch_end):
-            if self.last_saved_step != self.global_step:
-                self.save()
+        want_ckpt = (tc.checkpoint_every is not None and self.global_step % tc.checkpoint_every == 0) or \
+            (tc.checkpoint_every is None and epoch_end)
+        if want_ckpt and self.last_saved_step != self.global_step:
+            self.save()
         term = self._term
         if self.world > 1:
             term = bool(self.acc.reduce(torch.tensor([float(term)], device=self.acc.device), "sum")[0] > 0)
