@@ -14,6 +14,11 @@ class ObjectiveResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+def full_precision(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision (bf16/fp16) values are upcast for a loss; float32/float64 stay as they are."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 def world() -> tuple[int, int]:
     """(rank, world size); (0, 1) when torch.distributed is not in use."""
     if dist.is_available() and dist.is_initialized():

@@ -13,13 +13,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from polymodal.errors import ModelError
-from polymodal.objectives.base import ObjectiveResult
+from polymodal.objectives.base import ObjectiveResult, full_precision
 
 
 def head_loss(kind: str, logits: torch.Tensor, target: Any, label_smoothing: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss + metrics of one head; ``kind`` is classification | multilabel | regression."""
     target = torch.as_tensor(target, device=logits.device)
-    logits = logits.float()
+    logits = full_precision(logits)
     if kind == "classification":
         target = target.long()
         keep = target >= 0
@@ -28,7 +28,8 @@ def head_loss(kind: str, logits: torch.Tensor, target: Any, label_smoothing: flo
         loss = F.cross_entropy(logits[keep], target[keep], label_smoothing=label_smoothing)
         acc = float((logits[keep].argmax(-1) == target[keep]).float().mean())
         return loss, {"acc": acc}
-    target = target.float().view_as(logits) if target.numel() == logits.numel() else target.float()
+    target = target.to(logits.dtype)
+    target = target.view_as(logits) if target.numel() == logits.numel() else target
     keep = ~torch.isnan(target)
     if not bool(keep.any()):
         return logits.sum() * 0.0, {}

@@ -19,12 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from polymodal.errors import ModelError
-from polymodal.objectives.base import ObjectiveResult, gather_features, world
-
-
-def _full(x: torch.Tensor) -> torch.Tensor:
-    """Half-precision logits are upcast for the loss; float32/float64 stay as they are."""
-    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+from polymodal.objectives.base import ObjectiveResult, full_precision, gather_features, world
 
 
 def _pairs(pairs: list[tuple[str, str]] | None, embeddings: dict[str, torch.Tensor]) -> list[tuple[str, str]]:
@@ -45,14 +40,14 @@ def infonce(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor, gather_with_g
     logits_ab = scale * a @ all_b.T
     logits_ba = scale * b @ all_a.T
     target = torch.arange(a.shape[0], device=a.device) + rank * a.shape[0]
-    loss = (F.cross_entropy(_full(logits_ab), target) + F.cross_entropy(_full(logits_ba), target)) / 2
+    loss = (F.cross_entropy(full_precision(logits_ab), target) + F.cross_entropy(full_precision(logits_ba), target)) / 2
     return loss, logits_ab
 
 
 def siglip(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, gather_with_grad: bool = True) -> torch.Tensor:
     rank, _ = world()
     all_b = gather_features(b, gather_with_grad)
-    logits = _full(scale * a @ all_b.T + bias)
+    logits = full_precision(scale * a @ all_b.T + bias)
     signs = -torch.ones_like(logits)
     idx = torch.arange(a.shape[0], device=a.device)
     signs[idx, idx + rank * a.shape[0]] = 1.0

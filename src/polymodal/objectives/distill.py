@@ -16,12 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from polymodal.objectives.base import ObjectiveResult
+from polymodal.objectives.base import ObjectiveResult, full_precision
 
 
 def kl_soft(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
     t = temperature
-    return F.kl_div(F.log_softmax(student.float() / t, -1), F.log_softmax(teacher.float() / t, -1),
+    student, teacher = full_precision(student), full_precision(teacher)
+    return F.kl_div(F.log_softmax(student / t, -1), F.log_softmax(teacher / t, -1),
                     reduction="batchmean", log_target=True) * t * t
 
 
