@@ -81,3 +81,13 @@ def test_resume_refuses_other_data_unless_forced(tmp_path):
     with pytest.raises(TrainingError, match="data config differs"):
         other.fit(resume_path=path)
     other.fit(resume_path=path, force=True)
+
+
+@pytest.mark.parametrize("strategy", [{"strategy": "linear_probe"}, {"strategy": "top_k", "top_k": 1},
+                                      {"strategy": "locked", "locked_towers": ["text"]}])
+def test_training_changes_exactly_the_trainable_parameters(tmp_path, strategy):
+    tr = _trainer(tmp_path, epochs=1, max_steps=3, weight_decay=0.0, **strategy)
+    before = {n: p.detach().clone() for n, p in tr.raw_model.named_parameters()}
+    tr.fit()
+    changed = {n for n, p in tr.raw_model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == set(tr.strategy.names)
