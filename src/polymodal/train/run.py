@@ -160,10 +160,14 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False, force: bool
     accelerator.wait_for_everyone()
     parts = build_parts(cfg, run_dir)
     if cfg.train.gradient_checkpointing:
-        for tower in find_towers(parts["model"]).values():
-            enable = getattr(tower.encoder, "gradient_checkpointing_enable", None)
-            if callable(enable):
-                enable()
+        for modality, tower in find_towers(parts["model"]).items():
+            # the HF model is the encoder itself or the adapter's `.model`
+            hf = tower.encoder if hasattr(tower.encoder, "gradient_checkpointing_enable") else \
+                getattr(tower.encoder, "model", None)
+            enable = getattr(hf, "gradient_checkpointing_enable", None)
+            if not callable(enable):
+                raise TrainingError(f"train.gradient_checkpointing: the {modality} tower is not an HF model")
+            enable()
     trainer = Trainer(cfg, parts["model"], parts["objective"], parts["train"], parts["val"], run_dir,
                       parts["strategy"], parts["fingerprint"], parts["label_columns"], accelerator,
                       export=export_model)
