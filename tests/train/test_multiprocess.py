@@ -16,9 +16,6 @@ from safetensors.torch import load_file
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI = ("import typer; from polymodal.cli.train import register\n"
-       "app = typer.Typer(pretty_exceptions_enable=False)\n"
-       "app.callback()(lambda: None)\nregister(app)\napp()")
 SETTINGS = ["data.batch_size=16", "train.epochs=1", "data.limit=96", "train.checkpoint_every=3",
             "train.eval_every=6", "train.progress=false", "train.log_every=1"]
 # measured here: step-1 loss differs ~1%, val loss ~0.02%, weights ~1.6% relative L2 after 10 steps
@@ -39,13 +36,11 @@ def test_two_processes_match_one_process(tmp_path):
 
     manifest = make_dataset("shapes", tmp_path / "shapes", n=140, seed=0)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    single = subprocess.run([sys.executable, "-c", CLI, *_args(manifest, tmp_path / "one")], env=env,
+    single = subprocess.run([sys.executable, "-m", "polymodal.cli.main", *_args(manifest, tmp_path / "one")], env=env,
                             capture_output=True, text=True, timeout=600)
     assert single.returncode == 0, single.stderr[-3000:]
-    script = tmp_path / "cli.py"
-    script.write_text(CLI)
     torchrun = Path(sys.executable).parent / "torchrun"
-    multi = subprocess.run([str(torchrun), "--nproc_per_node", "2", str(script), *_args(manifest, tmp_path / "two")],
+    multi = subprocess.run([str(torchrun), "--nproc_per_node", "2", "-m", "polymodal.cli.main", *_args(manifest, tmp_path / "two")],
                            env=env, capture_output=True, text=True, timeout=600)
     assert multi.returncode == 0, multi.stderr[-3000:]
 

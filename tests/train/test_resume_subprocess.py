@@ -21,10 +21,6 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "tiny_contrastive.yaml"
-# the `train` command module on its own typer app: the exact command `polymodal train` runs
-CLI = ("import typer; from polymodal.cli.train import register\n"
-       "app = typer.Typer(pretty_exceptions_enable=False)\n"
-       "app.callback()(lambda: None)\nregister(app)\napp()")
 # 96 train rows / batch 8 = 12 micro-batches, grad_accum 2 -> 6 optimizer steps per epoch, 3 epochs
 SETTINGS = ["data.batch_size=8", "train.grad_accum=2", "train.epochs=3", "train.max_steps=null",
             "train.checkpoint_every=2", "train.eval_every=4", "train.warmup_steps=2", "train.keep_last=3",
@@ -33,7 +29,7 @@ SETTINGS = ["data.batch_size=8", "train.grad_accum=2", "train.epochs=3", "train.
 
 def _cmd(manifest: Path, out: Path, *extra: str) -> list[str]:
     sets = [f"--set={s}" for s in [f"data.manifest={manifest}", *SETTINGS]]
-    return [sys.executable, "-c", CLI, "train", str(EXAMPLE), *sets, "--out", str(out), *extra]
+    return [sys.executable, "-m", "polymodal.cli.main", "train", str(EXAMPLE), *sets, "--out", str(out), *extra]
 
 
 def _env(fault: str | None = None) -> dict[str, str]:

@@ -121,6 +121,7 @@ class Trainer:
         self._term = False
         self.last_val: dict[str, float] = {}
         self.last_saved_step = -1
+        self._resume_order: tuple[int, list[int]] | None = None
 
     # ------------------------------------------------------------ state
     def _state(self) -> dict[str, Any]:
@@ -142,8 +143,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else None,
             "rng": rngs_all,
-            "data_order": torch.tensor(order.epoch_permutation(len(self.train_data.dataset), self.tc.seed,
-                                                                self.epoch), dtype=torch.int64),
+            "data_order": torch.tensor(self._epoch_order(self.epoch), dtype=torch.int64),
             "fingerprint": self.fingerprint,
         }
 
@@ -181,10 +181,19 @@ class Trainer:
         rngs = state["rng"]
         ckpt.set_rng_state(rngs[self.rank] if self.rank < len(rngs) else rngs[0])
         self.last_saved_step = self.global_step
+        # the resumed epoch replays the saved order itself (robust to RNG changes across torch versions)
+        saved_order = state.get("data_order")
+        if saved_order is not None and len(saved_order) == len(self.train_data.dataset):
+            self._resume_order = (self.epoch, saved_order.tolist())
         self.log.truncate_after(self.global_step)
         self.log.log("resume", self.global_step, {"checkpoint": path.name})
 
     # ------------------------------------------------------------ data
+    def _epoch_order(self, epoch: int) -> list[int]:
+        if self._resume_order is not None and self._resume_order[0] == epoch:
+            return self._resume_order[1]
+        return order.epoch_permutation(len(self.train_data.dataset), self.tc.seed, epoch)
+
     def _loader(self, split: DataSplit, batches: list[list[int]], seed: int) -> DataLoader:
         # a private generator: building the iterator must not draw from the global RNG
         return DataLoader(split.dataset, batch_sampler=order.ListBatchSampler(batches),  # type: ignore[arg-type]
@@ -295,7 +304,7 @@ class Trainer:
                 set_epoch = getattr(self.train_data.dataset, "set_epoch", None)
                 if callable(set_epoch):  # per-sample augmentation streams derive from (seed, epoch, index)
                     set_epoch(self.epoch)
-                perm = order.epoch_permutation(len(self.train_data.dataset), self.tc.seed, self.epoch)
+                perm = self._epoch_order(self.epoch)
                 batches = order.global_batches(perm, self.cfg.data.batch_size, drop_last=True)
                 groups = order.optimizer_steps([order.shard(b, self.rank, self.world) for b in batches],
                                                self.tc.grad_accum)
