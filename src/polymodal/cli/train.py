@@ -3,31 +3,34 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from polymodal.cli.common import console, user_errors
 
+if TYPE_CHECKING:
+    from polymodal.train import TrainResult
 
-def _summary(result: object) -> None:
+
+def _summary(r: TrainResult) -> None:
     from rich.table import Table
 
     table = Table(title="training summary", show_header=True)
     table.add_column("item")
     table.add_column("value", justify="right")
-    r = result  # TrainResult
-    table.add_row("run dir", str(r.run_dir))  # type: ignore[attr-defined]
-    table.add_row("optimizer steps", str(r.steps))  # type: ignore[attr-defined]
-    if r.strategy is not None:  # type: ignore[attr-defined]
-        table.add_row("trainable params", f"{r.strategy.trainable:,} / {r.strategy.total:,}")  # type: ignore[attr-defined]
-    if r.best_metric is not None:  # type: ignore[attr-defined]
-        table.add_row(f"best (step {r.best_step})", f"{r.best_metric:.4f}")  # type: ignore[attr-defined]
-    for key, value in sorted(r.final_metrics.items()):  # type: ignore[attr-defined]
+    table.add_row("run dir", str(r.run_dir))
+    table.add_row("optimizer steps", str(r.steps))
+    if r.strategy is not None:
+        table.add_row("trainable params", f"{r.strategy.trainable:,} / {r.strategy.total:,}")
+    if r.best_metric is not None:
+        table.add_row(f"best {r.selection_metric} (step {r.best_step})", f"{r.best_metric:.4f}")
+    for key, value in sorted(r.final_metrics.items()):
         table.add_row(key, f"{value:.4f}")
-    if r.stopped_early:  # type: ignore[attr-defined]
+    if r.stopped_early:
         table.add_row("stopped early", "yes")
-    if r.skipped_ids:  # type: ignore[attr-defined]
-        table.add_row("samples in skipped steps", str(len(r.skipped_ids)))  # type: ignore[attr-defined]
+    if r.skipped_ids:
+        table.add_row("samples in skipped steps", str(len(r.skipped_ids)))
     console.print(table)
 
 

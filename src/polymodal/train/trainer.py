@@ -58,6 +58,7 @@ class TrainResult:
     strategy: StrategyReport | None = None
     skipped_ids: list[str] = field(default_factory=list)
     main_process: bool = True
+    selection_metric: str = "val/loss"
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:
@@ -335,7 +336,7 @@ class Trainer:
         self.log.close()
         return TrainResult(self.run_dir, self.early.best, dict(self.last_val), self.global_step,
                            self.early.best_step, self.early.stopped, self._term, self.strategy,
-                           list(self.skipped_ids), self.main)
+                           list(self.skipped_ids), self.main, self.early.metric)
 
     def _after_step(self, loss: float, epoch_end: bool, t0: float, s0: int, bar: ProgressBar) -> bool:
         tc = self.tc
