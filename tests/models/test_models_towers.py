@@ -111,3 +111,25 @@ def test_video_tower(images, pooling):  # type: ignore[no-untyped-def]
     assert x.shape == (3, 3, 3, 64, 64)
     tokens, mask = tower.forward_tokens(x)
     assert tokens.shape == (3, 3, tower.hidden_dim) and tower(x).shape == (3, tower.output_dim)
+
+
+@pytest.mark.parametrize("spec", [
+    {"modality": "text", "source": "tiny", "name_or_path": "bert"},
+    {"modality": "image", "source": "tiny", "name_or_path": "vit"},
+    {"modality": "image", "source": "builtin-cnn"},
+    {"modality": "audio", "source": "builtin-audio"},
+    {"modality": "text", "source": "builtin-text"},
+])
+def test_lora_targets_work_with_peft(spec, images, texts):  # type: ignore[no-untyped-def]
+    from peft import LoraConfig, get_peft_model
+
+    tower = build_tower(spec).eval()
+    items = {"image": images[:2], "text": texts[:2], "audio": _waves()[:2]}[spec["modality"]]
+    x = tower.preprocess(items)
+    with torch.no_grad():
+        before = tower(x)
+    tower.encoder = get_peft_model(tower.encoder, LoraConfig(r=2, lora_alpha=4, target_modules=tower.lora_targets()))
+    trainable = [n for n, p in tower.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    with torch.no_grad():  # LoRA starts as a no-op (B = 0)
+        torch.testing.assert_close(tower(x), before)

@@ -7,6 +7,7 @@ computes its own log-mel spectrogram with torch.stft), so they work on any offli
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,13 @@ def image_tensor(img: Image.Image, size: int, mean: float | tuple[float, ...], s
     m = torch.as_tensor(mean, dtype=torch.float32).view(-1, 1, 1)
     s = torch.as_tensor(std, dtype=torch.float32).view(-1, 1, 1)
     return (t - m) / s
+
+
+def _conv_stage(c_in: int, c_out: int) -> nn.Sequential:
+    """conv 3x3 stride 2 -> BN -> GELU, with named parts (LoRA targets ``conv``)."""
+    return nn.Sequential(OrderedDict(
+        conv=nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), bn=nn.BatchNorm2d(c_out), act=nn.GELU(),
+    ))
 
 
 class _ImageEncoder(Encoder):
@@ -52,10 +60,7 @@ class BuiltinCNN(_ImageEncoder):
         width = int(self.options.get("width", 32))
         depth = int(self.options.get("depth", 4))
         chans = [3] + [width * min(2**i, 8) for i in range(depth)]
-        self.stages = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(a, b, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(b), nn.GELU())
-            for a, b in zip(chans[:-1], chans[1:], strict=True)
-        )
+        self.stages = nn.ModuleList(_conv_stage(a, b) for a, b in zip(chans[:-1], chans[1:], strict=True))
         self.hidden_dim = self.pooled_dim = chans[-1]
 
     def forward_tokens(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,7 +74,7 @@ class BuiltinCNN(_ImageEncoder):
         return list(self.stages)
 
     def lora_targets(self) -> list[str]:
-        return ["0"]  # the conv inside each stage (peft supports Conv2d)
+        return ["conv"]  # the conv inside each stage (peft supports Conv2d)
 
 
 def _transformer(dim: int, layers: int, heads: int, dropout: float) -> nn.ModuleList:
@@ -194,10 +199,7 @@ class BuiltinAudio(Encoder):
         self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
         width, depth = int(opts.get("width", 32)), int(opts.get("depth", 3))
         chans = [1] + [width * 2**i for i in range(depth)]
-        self.stages = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(a, b, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(b), nn.GELU())
-            for a, b in zip(chans[:-1], chans[1:], strict=True)
-        )
+        self.stages = nn.ModuleList(_conv_stage(a, b) for a, b in zip(chans[:-1], chans[1:], strict=True))
         self.hidden_dim = self.pooled_dim = chans[-1]
 
     def preprocess(self, items: list[Any]) -> dict[str, torch.Tensor]:
@@ -236,7 +238,7 @@ class BuiltinAudio(Encoder):
         return list(self.stages)
 
     def lora_targets(self) -> list[str]:
-        return ["0"]
+        return ["conv"]
 
     def spec(self) -> dict[str, Any]:
         return dict(self._spec)

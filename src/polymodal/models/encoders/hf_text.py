@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,10 @@ class HFTextEncoder(HFEncoder):
 
         name = str(spec["name_or_path"])
         kw = hub_kwargs(spec, local_files_only)
+        st_config = Path(name) / "sentence_bert_config.json"
+        if not spec.get("max_length") and st_config.is_file():
+            # a sentence-transformers folder states the sequence length its model was trained with
+            spec = {**spec, "max_length": json.loads(st_config.read_text(encoding="utf-8")).get("max_seq_length")}
         model = load_backbone(name, "text", kw)
         tok = hf_call(name, lambda: AutoTokenizer.from_pretrained(name, **kw))
         return cls(model, tok, spec)
