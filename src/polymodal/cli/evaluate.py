@@ -112,5 +112,5 @@ def register(app: typer.Typer) -> None:
                 list(models), list(task), list(data), out, split=split, bootstrap=bootstrap, cache=not no_cache,
                 progress=progress,
             )
-        console.print(board.to_markdown())
+        typer.echo(board.to_markdown())  # plain text: rich would read "[...]" intervals as markup
         console.print(f"wrote {out}/leaderboard.md, leaderboard.csv, leaderboard.json, leaderboard.html, report.html")

@@ -49,8 +49,7 @@ class Metric:
         )
 
     def format(self, digits: int = 3) -> str:
-        if self.low == self.high == self.value:
-            return f"{self.value:.{digits}f}"
+        # the interval is always shown: a collapsed [x, x] is information too
         return f"{self.value:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
 
 
