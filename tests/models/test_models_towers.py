@@ -133,3 +133,36 @@ def test_lora_targets_work_with_peft(spec, images, texts):  # type: ignore[no-un
     assert trainable and all("lora_" in n for n in trainable)
     with torch.no_grad():  # LoRA starts as a no-op (B = 0)
         torch.testing.assert_close(tower(x), before)
+
+
+def _save(folder, model, processor):  # type: ignore[no-untyped-def]
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return str(folder)
+
+
+def test_more_hf_audio_families(tmp_path):  # type: ignore[no-untyped-def]
+    """Whisper (encoder only, 30 s windows, masked), AST and HuBERT through the same hf path."""
+    import transformers as tf
+
+    torch.manual_seed(0)
+    small = {"num_attention_heads": 2, "intermediate_size": 64, "hidden_size": 32, "num_hidden_layers": 1}
+    folders = {
+        "whisper": _save(tmp_path / "w", tf.WhisperModel(tf.WhisperConfig(
+            d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+            encoder_ffn_dim=64, decoder_ffn_dim=64)), tf.WhisperFeatureExtractor()),
+        "ast": _save(tmp_path / "a", tf.ASTModel(tf.ASTConfig(max_length=128, num_mel_bins=64, **small)),
+                     tf.ASTFeatureExtractor(max_length=128, num_mel_bins=64)),
+        "hubert": _save(tmp_path / "h", tf.HubertModel(tf.HubertConfig(
+            conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 4), num_conv_pos_embeddings=16,
+            num_conv_pos_embedding_groups=2, **small)), tf.Wav2Vec2FeatureExtractor(return_attention_mask=True)),
+    }
+    for name, folder in folders.items():
+        tower = build_tower({"modality": "audio", "source": "hf", "name_or_path": folder}, local_files_only=True).eval()
+        inputs = tower.preprocess(_waves()[:2])
+        with torch.no_grad():
+            tokens, mask = tower.forward_tokens(inputs)
+            pooled = tower(inputs)
+        assert pooled.shape == (2, 32) and torch.isfinite(pooled).all(), name
+        if name == "whisper":  # 30 s window -> 1500 positions, only ~0.25 s / 0.56 s of them valid
+            assert tokens.shape[1] == 1500 and 0 < int(mask[0].sum()) < int(mask[1].sum()) < 100

@@ -24,11 +24,14 @@ class HFAudioEncoder(HFEncoder):
     def __init__(self, model: nn.Module, feature_extractor: Any, spec: dict[str, Any]) -> None:
         super().__init__(model, feature_extractor, spec)
         self.sample_rate = int(getattr(feature_extractor, "sampling_rate", 16000))
+        # Whisper's encoder only takes full 30 s windows of log-mel frames
+        self.is_whisper = getattr(model.config, "model_type", "") == "whisper"  # type: ignore[union-attr]
 
     def preprocess(self, items: list[Any]) -> dict[str, torch.Tensor]:
         waves = [as_waveform(w) for w in items]
         enc = self.processor(
-            waves, sampling_rate=self.sample_rate, return_tensors="pt", padding=True, return_attention_mask=True
+            waves, sampling_rate=self.sample_rate, return_tensors="pt",
+            padding="max_length" if self.is_whisper else True, return_attention_mask=True,
         )
         return {k: v for k, v in enc.items() if isinstance(v, torch.Tensor)}
 
@@ -43,6 +46,8 @@ class HFAudioEncoder(HFEncoder):
             model: Any = self.model
             frame_mask = model._get_feature_vector_attention_mask(tokens.shape[1], mask)
             return tokens, frame_mask.bool()
+        if mask is not None and mask.shape[1] == 2 * tokens.shape[1]:  # Whisper: mel-frame mask, conv stride 2
+            return tokens, mask[:, ::2].bool()
         return tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:

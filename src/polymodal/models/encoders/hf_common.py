@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 from torch import nn
 
@@ -23,8 +26,22 @@ def env_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+@lru_cache(maxsize=1)
+def hub_reachable() -> bool:
+    """Whether the Hub's host name resolves; without DNS, go straight to the local cache instead
+    of letting huggingface_hub retry for a minute before failing."""
+    host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
+
+
 def offline(local_files_only: bool | None) -> bool:
-    return env_offline() if local_files_only is None else bool(local_files_only)
+    if local_files_only is not None:
+        return bool(local_files_only)
+    return env_offline() or not hub_reachable()
 
 
 def unavailable_message(name: str, reason: str = "", preset: str | None = None) -> str:
