@@ -106,3 +106,19 @@ def test_report_opens_in_headless_chromium_with_no_missing_images(tmp_path: Path
     if os.environ.get("POLYMODAL_KEEP_SCREENSHOT"):
         shot = screenshot(page, Path(os.environ["POLYMODAL_KEEP_SCREENSHOT"]))
         assert np.asarray(Image.open(shot)).std() > 0
+
+
+def test_series_follow_the_trainer_event_records() -> None:
+    from polymodal.report.figures import series_from_records
+
+    records = [
+        {"event": "start", "step": 0, "total": 1000, "trainable": 10},
+        {"event": "train", "step": 5, "epoch": 0, "loss": 2.0, "lr": 0.001, "samples_per_s": 30.0},
+        {"event": "eval", "step": 5, "val/loss": 1.5, "val/recall@1": 0.2},
+        {"event": "train", "step": 10, "epoch": 1, "loss": float("nan"), "lr": 0.0005},
+        {"event": "end", "step": 10, "interrupted": False},
+    ]
+    s = series_from_records(records)
+    assert set(s) == {"train/loss", "train/lr", "train/samples_per_s", "val/loss", "val/recall@1"}
+    assert s["train/lr"] == ([5.0, 10.0], [0.001, 0.0005])
+    assert s["train/loss"] == ([5.0], [2.0])  # the NaN step is left out, not drawn as a gap of garbage

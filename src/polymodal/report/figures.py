@@ -24,14 +24,22 @@ def to_png(fig: Any, dpi: int = 110, tight: bool = True) -> bytes:
     return buf.getvalue()
 
 
+NON_CURVE_EVENTS = {"start", "end", "config", "summary"}
+
+
 def series_from_records(records: list[dict[str, Any]]) -> dict[str, tuple[list[float], list[float]]]:
-    """``{name: (steps, values)}`` from metrics.jsonl records; a ``split``/``phase`` field prefixes names."""
+    """``{name: (steps, values)}`` from metrics.jsonl records.
+
+    A record's ``event`` (or ``split`` / ``phase``) prefixes names without a slash, so the
+    trainer's ``{"event": "train", "loss": ...}`` becomes ``train/loss`` beside ``val/loss``.
+    Start/end events carry counts, not curves, and are skipped.
+    """
     series: dict[str, tuple[list[float], list[float]]] = {}
     for i, rec in enumerate(records):
         step = rec.get("step", i)
-        if not isinstance(step, int | float):
+        if not isinstance(step, int | float) or rec.get("event") in NON_CURVE_EVENTS:
             continue
-        prefix = rec.get("split") or rec.get("phase")
+        prefix = rec.get("event") or rec.get("split") or rec.get("phase")
         for key, value in rec.items():
             if key in SKIP_KEYS or isinstance(value, bool) or not isinstance(value, int | float):
                 continue
@@ -44,18 +52,35 @@ def series_from_records(records: list[dict[str, Any]]) -> dict[str, tuple[list[f
     return series
 
 
+def _panel(name: str) -> str:
+    leaf = name.lower().split("/")[-1]
+    if "loss" in leaf:
+        return "loss"
+    if leaf in {"lr", "learning_rate"}:
+        return "learning rate"
+    if leaf.endswith("per_s") or leaf.endswith("_per_sec"):
+        return "throughput"
+    if leaf in {"logit_scale", "temperature"}:
+        return "temperature"
+    return "metrics"
+
+
 def curves_figure(series: dict[str, tuple[list[float], list[float]]]) -> bytes | None:
-    """Loss curves, learning rate and other metrics in up to three panels sharing the step axis."""
-    groups: dict[str, list[str]] = {"loss": [], "learning rate": [], "metrics": []}
+    """Loss, learning rate, metrics (and throughput / temperature when logged), one panel each."""
+    order = ["loss", "metrics", "learning rate", "temperature", "throughput"]
+    groups: dict[str, list[str]] = {k: [] for k in order}
     for name in sorted(series):
-        low = name.lower()
-        key = "loss" if "loss" in low else "learning rate" if low.split("/")[-1] in {"lr", "learning_rate"} else "metrics"
-        groups[key].append(name)
-    panels = [(t, names) for t, names in groups.items() if names]
+        groups[_panel(name)].append(name)
+    panels = [(t, groups[t]) for t in order if groups[t]]
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
-    for ax, (title, names) in zip(axes[0], panels, strict=True):
+    cols = min(3, len(panels))
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), squeeze=False)
+    flat = [ax for row in axes for ax in row]
+    for ax in flat[len(panels):]:
+        ax.axis("off")
+    for ax, (title, names) in zip(flat, panels, strict=False):
         for name in names[:12]:
             xs, ys = series[name]
             ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, label=name)
