@@ -114,3 +114,29 @@ def _data_name(path: Path) -> str:
     if path.stem in {"manifest", "data", "test", "train", "index"}:
         return path.parent.name or path.stem
     return path.stem
+
+
+def _tower_option(model: Any, modality: str, name: str, default: int) -> int:
+    """A tower's own decoding setting (audio sample rate, video frame count) when it has one."""
+    towers = getattr(model, "towers", None)
+    tower = towers[modality] if towers is not None and modality in towers else None
+    value = getattr(getattr(tower, "encoder", None), name, None) or getattr(tower, name, None)
+    return int(value) if isinstance(value, int | float) and value > 0 else default
+
+
+def decode_media(model: Any, modality: str, items: list[Any]) -> list[Any]:
+    """Paths -> what towers take: waveforms at the tower's rate for audio, frame lists for video.
+
+    Images stay paths (image towers open them); text stays text.
+    """
+    if modality == "audio":
+        from polymodal.data.audio import load_audio
+
+        rate = _tower_option(model, "audio", "sample_rate", 16000)
+        return [load_audio(p, rate) if isinstance(p, str | Path) else p for p in items]
+    if modality == "video":
+        from polymodal.data.video import load_video
+
+        frames = _tower_option(model, "video", "num_frames", 8)
+        return [load_video(p, frames) if isinstance(p, str | Path) else p for p in items]
+    return items
