@@ -30,8 +30,8 @@ def _raw(modality: str, bright: bool, rng: np.random.Generator) -> Any:
     """A sample whose label (bright/loud vs dark/quiet) is visible in the non-text modality."""
     level = 200 if bright else 40
     if modality == "audio":
-        t = np.arange(8000) / 16000
-        return (0.5 * np.sin(2 * np.pi * (880 if bright else 220) * t) + 0.01 * rng.standard_normal(8000)).astype(np.float32)
+        t = np.arange(4000) / 16000
+        return (0.5 * np.sin(2 * np.pi * (880 if bright else 220) * t) + 0.01 * rng.standard_normal(4000)).astype(np.float32)
     img = Image.fromarray(np.clip(level + rng.integers(-20, 20, (64, 64, 3)), 0, 255).astype(np.uint8))
     return [img, img] if modality == "video" else img
 

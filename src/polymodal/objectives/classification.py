@@ -26,7 +26,7 @@ def head_loss(kind: str, logits: torch.Tensor, target: Any, label_smoothing: flo
         if not bool(keep.any()):
             return logits.sum() * 0.0, {}
         loss = F.cross_entropy(logits[keep], target[keep], label_smoothing=label_smoothing)
-        acc = float((logits[keep].argmax(-1) == target[keep]).float().mean())
+        acc = float((logits[keep].detach().argmax(-1) == target[keep]).float().mean())
         return loss, {"acc": acc}
     target = target.to(logits.dtype)
     target = target.view_as(logits) if target.numel() == logits.numel() else target
@@ -35,11 +35,11 @@ def head_loss(kind: str, logits: torch.Tensor, target: Any, label_smoothing: flo
         return logits.sum() * 0.0, {}
     if kind == "multilabel":
         loss = F.binary_cross_entropy_with_logits(logits[keep], target[keep])
-        acc = float(((logits[keep] > 0).float() == target[keep]).float().mean())
+        acc = float(((logits[keep].detach() > 0).float() == target[keep]).float().mean())
         return loss, {"label_acc": acc}
     if kind == "regression":
         loss = F.mse_loss(logits[keep], target[keep])
-        return loss, {"mae": float((logits[keep] - target[keep]).abs().mean())}
+        return loss, {"mae": float((logits[keep].detach() - target[keep]).abs().mean())}
     raise ModelError(f"unknown head kind {kind!r}")
 
 
