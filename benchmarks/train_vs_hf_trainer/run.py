@@ -14,6 +14,8 @@ import argparse
 import json
 import platform
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,12 +39,14 @@ def run_polymodal(manifest: Path, out: Path, args: argparse.Namespace) -> dict:
         "objective": {"kind": "classification"},
         "train": {"strategy": "full", "lr": args.lr, "epochs": args.epochs, "schedule": "linear",
                   "weight_decay": 0.0, "mixed_precision": "bf16", "seed": args.seed, "progress": False,
-                  "eval_every": None, "checkpoint_every": None, "log_every": 10,
-                  "early_stopping_metric": "val/accuracy", "early_stopping_mode": "max"},
+                  "eval_every": None, "checkpoint_every": None,
+                  "early_stopping_metric": "val/accuracy", "early_stopping_mode": "max", "log_every": 1},
     })
     t0 = time.perf_counter()
     result = train(cfg, out)
     wall = time.perf_counter() - t0
+    if result.interrupted:
+        raise SystemExit("polymodal run was interrupted (SIGTERM)")
     events = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     train_events = [e for e in events if e["event"] == "train"]
     return {"samples_per_s": train_events[-1]["samples_per_s"], "accuracy": result.final_metrics["val/accuracy"],
@@ -100,18 +104,31 @@ def main() -> None:
     ap.add_argument("--max-len", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=Path(__file__).with_name("result.json"))
+    ap.add_argument("--only", choices=["hf", "polymodal"], default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--manifest", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.only:  # one runner in this process (Accelerate's state is per process)
+        fn = run_hf_trainer if args.only == "hf" else run_polymodal
+        args.json.write_text(json.dumps(fn(args.manifest, args.manifest.parent / args.only, args)))
+        return
     from polymodal.data.builtin import make_dataset
 
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
+    results = {}
     try:
         manifest = make_dataset("wordnet", work / "wordnet", n=args.n, seed=args.seed)
-        hf = run_hf_trainer(manifest, work / "hf", args)
-        pm = run_polymodal(manifest, work / "pm", args)
+        for name in ("polymodal", "hf"):
+            out = work / f"{name}.json"
+            cmd = [sys.executable, __file__, "--only", name, "--manifest", str(manifest), "--json", str(out),
+                   "--epochs", str(args.epochs), "--batch", str(args.batch), "--lr", str(args.lr),
+                   "--max-len", str(args.max_len), "--seed", str(args.seed)]
+            subprocess.run(cmd, check=True)
+            results[name] = json.loads(out.read_text())
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    pm, hf = results["polymodal"], results["hf"]
     result = {"polymodal": pm, "hf_trainer": hf, "ratio": pm["samples_per_s"] / hf["samples_per_s"],
-              "accuracy_gap_points": 100 * (pm["accuracy"] - hf["accuracy"]), "args": vars(args) | {"json": None},
+              "accuracy_gap_points": 100 * (pm["accuracy"] - hf["accuracy"]), "args": {k: v for k, v in vars(args).items() if k in ("n", "epochs", "batch", "lr", "max_len", "seed")},
               "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                           "torch": torch.__version__, "python": platform.python_version()}}
     args.json.write_text(json.dumps(result, indent=1))
