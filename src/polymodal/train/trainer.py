@@ -294,7 +294,9 @@ class Trainer:
             self.log.log("start", 0, {"processes": self.world, "strategy": self.strategy.strategy,
                                       "trainable": self.strategy.trainable, "total": self.strategy.total,
                                       "steps": self.total_steps, "mixed_precision": self.tc.mixed_precision})
-        previous = signal.signal(signal.SIGTERM, self._on_sigterm) if self._can_trap() else None
+        # SIGTERM (and Ctrl-C) finish the step, checkpoint, and leave cleanly
+        previous = {sig: signal.signal(sig, self._on_sigterm) for sig in (signal.SIGTERM, signal.SIGINT)} \
+            if self._can_trap() else {}
         set_train_mode(self.model, self.strategy)
         bar = ProgressBar(self.total_steps, enabled=self.main and self.tc.progress)
         bar.start(self.global_step)
@@ -326,8 +328,8 @@ class Trainer:
                         break
         finally:
             bar.stop()
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         if self.last_saved_step != self.global_step:
             self.save()
         if not self._term and self.main and self.export is not None:
