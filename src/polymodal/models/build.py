@@ -9,8 +9,10 @@ fusion + heads; fine-tuning one or more towers for classification/regression).
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
+import torch
 from torch import nn
 
 from polymodal.config import FusionSpec, HeadSpec, ModelConfig
@@ -42,12 +44,16 @@ def build_preset(name: str, *, local_files_only: bool | None = None, **kw: Any) 
 
         assert preset.hf_model is not None
         return WrappedDualEncoder.from_hub(preset.hf_model, local_files_only=local_files_only, preset=preset.name)
-    towers = _preset_towers(preset, local_files_only)
-    model: EmbeddingModel
-    if preset.kind == "single" or len(towers) < 2:
-        model = EmbeddingModel(towers)
-    else:
-        model = DualEncoder(towers, preset.embed_dim, **kw)
+    # a preset names one model: its fresh parts (projections) start from the same draw on every
+    # load, so two loads embed alike and the embedding cache recognises them
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(zlib.crc32(preset.name.encode("utf-8")))
+        towers = _preset_towers(preset, local_files_only)
+        model: EmbeddingModel
+        if preset.kind == "single" or len(towers) < 2:
+            model = EmbeddingModel(towers)
+        else:
+            model = DualEncoder(towers, preset.embed_dim, **kw)
     model.card_info = {"name": preset.name, "preset": preset.name}
     return model
 

@@ -8,6 +8,7 @@ model, in which case no pretrained weights are read (they come from model.safete
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +109,42 @@ class Tower(nn.Module):
         return self.encoder.preprocess(list(items))
 
     def forward(self, inputs: Inputs) -> torch.Tensor:
-        return self.projection(self.dropout(self.encoder(inputs)))
+        return self.projection(self.dropout(self.pooled(inputs)))
+
+    def memoize_features(self, enabled: bool = True, max_items: int = 500_000) -> None:
+        """Remember pooled encoder features per input sample while the encoder is frozen.
+
+        A locked tower (LiT) sees the same preprocessed samples every epoch and its output
+        never changes, so each sample is encoded once. Samples are keyed by the bytes of
+        their own input row; nothing is reused once the encoder trains or changes mode.
+        """
+        self._memo: dict[bytes, torch.Tensor] | None = {} if enabled else None
+        self._memo_max = max_items
+
+    def _memo_usable(self) -> bool:
+        memo = getattr(self, "_memo", None)
+        if memo is None or self.encoder.training:
+            return False
+        return not any(p.requires_grad for p in self.encoder.parameters())
+
+    def pooled(self, inputs: Inputs) -> torch.Tensor:
+        """The encoder's pooled features (before dropout and projection)."""
+        if not self._memo_usable():
+            return self.encoder(inputs)
+        memo: dict[bytes, torch.Tensor] = self._memo  # type: ignore[assignment]
+        keys = _row_keys(inputs)
+        missing = [i for i, k in enumerate(keys) if k not in memo]
+        if missing:
+            with torch.no_grad():
+                fresh = self.encoder(_take_rows(inputs, missing))
+            for i, row in zip(missing, fresh.detach(), strict=True):
+                if len(memo) < self._memo_max:
+                    memo[keys[i]] = row
+            if len(missing) == len(keys):
+                return fresh
+            found = dict(zip(missing, fresh.detach(), strict=True))
+            return torch.stack([found[i] if i in found else memo[k] for i, k in enumerate(keys)])
+        return torch.stack([memo[k] for k in keys])
 
     def forward_tokens(self, inputs: Inputs) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encoder.forward_tokens(inputs)
@@ -131,6 +167,29 @@ class Tower(nn.Module):
         enc = self.encoder.spec()
         name = enc.get("name_or_path") or enc.get("source")
         return f"{self.modality}: {name} ({enc.get('source')}), {self.output_dim}-d"
+
+
+def _row_keys(inputs: Inputs) -> list[bytes]:
+    """One digest per batch row over every input tensor (pixels, or token ids + mask)."""
+    tensors = [inputs] if isinstance(inputs, torch.Tensor) else [v for _, v in sorted(inputs.items())
+                                                                 if isinstance(v, torch.Tensor)]
+    n = tensors[0].shape[0]
+    keys = []
+    for i in range(n):
+        h = hashlib.blake2b(digest_size=16)
+        for t in tensors:
+            row = t[i].detach().cpu().contiguous()
+            h.update(str((row.dtype, tuple(row.shape))).encode())
+            h.update((row.float() if row.is_floating_point() else row).numpy().tobytes())
+        keys.append(h.digest())
+    return keys
+
+
+def _take_rows(inputs: Inputs, rows: list[int]) -> Inputs:
+    index = torch.tensor(rows, dtype=torch.long)
+    if isinstance(inputs, torch.Tensor):
+        return inputs.index_select(0, index.to(inputs.device))
+    return {k: v.index_select(0, index.to(v.device)) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
 
 
 def build_tower(spec: dict[str, Any], *, local_files_only: bool | None = None) -> Tower:

