@@ -75,6 +75,8 @@ class ModelConfig(_Strict):
     (save_pretrained folder, HF folder, run dir). ``kind`` says what to build on top."""
 
     preset: str | None = "tiny-dual"
+    # used instead of ``preset`` when that one cannot be loaded here (a Hub model offline)
+    fallback: str | None = None
     kind: Literal["dual", "fusion", "classifier"] = "dual"
     towers: list[TowerSpec] | None = None
     embed_dim: int | None = None
@@ -175,6 +177,9 @@ class TrainConfig(_Strict):
     top_k: int = Field(1, ge=1)
     top_k_towers: list[str] | None = None
     locked_towers: list[str] = Field(default_factory=list)
+    # a frozen encoder's pooled features are computed once per sample and reused (off for
+    # bitwise-exact resume of such runs: recomputed features may differ in the last bit)
+    cache_frozen_features: bool = True
     lora: LoraConfigSpec = Field(default_factory=LoraConfigSpec)
     optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: float = Field(1e-3, gt=0)

@@ -40,10 +40,11 @@ def test_top_k_unfreezes_last_blocks_of_chosen_towers():
     assert "towers.image.projection.weight" in _trainable(m)
 
 
-def test_locked_tower_frozen_whole():
+def test_locked_tower_freezes_its_encoder_and_trains_its_projection():
     m = TinyDual()
     apply_strategy(m, TrainConfig(strategy="locked", locked_towers=["image"]))
-    assert not any(n.startswith("towers.image.") for n in _trainable(m))
+    image_trainable = {n for n in _trainable(m) if n.startswith("towers.image.")}
+    assert image_trainable == {"towers.image.projection.weight"}
     assert {n for n in _all(m) if n.startswith("towers.text.")} <= _trainable(m)
 
 
@@ -60,8 +61,8 @@ def test_lora_text_only_with_locked_image_lit_style():
     lora = {n for n in names if "lora_" in n}
     # A and B per targeted Linear (3 blocks x fc) in the text tower only
     assert len(lora) == 6 and all(n.startswith("towers.text.encoder.") for n in lora)
-    assert names - lora == {"towers.text.projection.weight", "logit_scale"}
-    assert rep.trainable == 3 * (2 * 16 + 16 * 2) + 16 * 8 + 1
+    assert names - lora == {"towers.text.projection.weight", "towers.image.projection.weight", "logit_scale"}
+    assert rep.trainable == 3 * (2 * 16 + 16 * 2) + 2 * 16 * 8 + 1
     assert rep.lora_towers == ["text"]
 
 

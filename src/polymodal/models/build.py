@@ -9,6 +9,7 @@ fusion + heads; fine-tuning one or more towers for classification/regression).
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from typing import Any
 
@@ -96,10 +97,22 @@ def _heads(cfg: ModelConfig, label_spaces: dict[str, list[str]] | None, in_dim: 
     return heads
 
 
+def _base_or_fallback(cfg: ModelConfig) -> tuple[ModelConfig, tuple[EmbeddingModel | None, dict[str, Tower], int | None]]:
+    """The preset's parts, or the fallback's when the preset cannot load here (e.g. Hub offline)."""
+    try:
+        return cfg, _base_model(cfg)
+    except ModelError as exc:
+        if not cfg.fallback:
+            raise
+        warnings.warn(f"model.preset {cfg.preset!r} is not available ({exc}); using model.fallback "
+                      f"{cfg.fallback!r}", stacklevel=3)
+        used = cfg.model_copy(update={"preset": cfg.fallback, "fallback": None})
+        return used, _base_model(used)
+
+
 def build_model(model_cfg: ModelConfig, label_spaces: dict[str, list[str]] | None = None) -> nn.Module:
     """Build the model a run config asks for (see the module docstring)."""
-    cfg = model_cfg
-    base, towers, preset_dim = _base_model(cfg)
+    cfg, (base, towers, preset_dim) = _base_or_fallback(model_cfg)
     for spec in cfg.towers or []:
         tower = build_tower(spec.model_dump(), local_files_only=cfg.local_files_only)
         towers[tower.modality] = tower

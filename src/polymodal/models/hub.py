@@ -68,7 +68,9 @@ class PretrainedMixin:
         out.mkdir(parents=True, exist_ok=True)
         info = {**getattr(self, "card_info", {}), **(card or {})}
         config = {"format": FORMAT, "format_version": FORMAT_VERSION, "class": type(self).__name__,
-                  "model": self.get_config(), "card": info}
+                  "model": self.get_config(), "card": info,
+                  # manifest columns that fed the towers in training ({"text": "question"})
+                  "input_columns": dict(getattr(self, "input_columns", None) or {})}
         (out / "config.json").write_text(json.dumps(config, indent=2, default=str), encoding="utf-8")
         self.save_assets(out)
         assert isinstance(self, nn.Module)
@@ -113,5 +115,6 @@ def load_pretrained(folder: str | Path, expected: type | None = None) -> Any:
     if missing or unexpected:
         raise ModelError(f"{weights} does not match the model: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
     model.card_info = dict(config.get("card") or {})
+    model.input_columns = {str(k): str(v) for k, v in (config.get("input_columns") or {}).items()}
     model.eval()
     return model

@@ -86,7 +86,9 @@ def predict_scores(
         raise ModelError("the classification task needs a model with a head (FusionModel / classifier)")
     modalities = list(getattr(model, "inputs", None) or processors)
     spaces = {column: label_space}
-    dataset = MultimodalDataset(rows, data.root, modalities, spaces, DataConfig())
+    # read the columns the model was trained on (e.g. text from "question"), not the defaults
+    columns = dict(getattr(model, "input_columns", None) or {})
+    dataset = MultimodalDataset(rows, data.root, modalities, spaces, DataConfig(columns=columns))
     collate = make_collate({m: processors[m] for m in modalities}, spaces)
     outs: list[np.ndarray] = []
     model.eval()

@@ -60,8 +60,12 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
     return groups
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, cfg: TrainConfig, extra: list[nn.Parameter] | None = None) -> torch.optim.Optimizer:
+    """``extra``: learnable parameters the objective owns (e.g. uncertainty task weights)."""
     groups = param_groups(model, cfg)
+    if extra:
+        head_lr = cfg.head_lr if cfg.head_lr is not None else cfg.lr
+        groups.append({"params": list(extra), "lr": head_lr, "weight_decay": 0.0, "group_name": "objective"})
     if cfg.optimizer == "adamw":
         # foreach=False: the per-parameter path is the same on every run and every resume
         return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,

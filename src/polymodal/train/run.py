@@ -53,12 +53,6 @@ def _label_columns(cfg: RunConfig, manifest_columns: list[str]) -> list[str]:
     return ["label"] if "label" in manifest_columns else manifest_columns[:1]
 
 
-def _remap(rows: list[dict[str, Any]], columns: dict[str, str]) -> list[dict[str, Any]]:
-    if not columns:
-        return rows
-    return [{**row, **{m: row.get(col) for m, col in columns.items()}} for row in rows]
-
-
 def build_parts(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     """Data splits, model (strategy applied), objective and fingerprint for one run."""
     from polymodal.data.loader import MultimodalDataset, build_label_spaces, make_collate
@@ -72,7 +66,6 @@ def build_parts(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
         raise TrainingError("data.manifest is not set (pass --set data.manifest=PATH)")
     manifest = load_manifest(dc.manifest, dc.root, label_columns=dc.label_columns,
                              split_ratio=dc.split_ratio, seed=cfg.train.seed)
-    manifest.rows = _remap(manifest.rows, dc.columns)
     label_columns = _label_columns(cfg, manifest.label_columns)
     label_spaces = build_label_spaces(manifest.rows, label_columns)
     seed_everything(cfg.train.seed)  # model init is part of the run's determinism
@@ -100,6 +93,14 @@ def build_parts(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     if not train_rows:
         raise TrainingError(f"{dc.manifest}: no valid rows in split {dc.train_split!r}")
     strategy = apply_strategy(model, cfg.train)
+    if cfg.train.cache_frozen_features:
+        for modality, tower in towers.items():
+            augmented = modality == "image" and dc.image.augment
+            memoize = getattr(tower, "memoize_features", None)
+            if callable(memoize) and not augmented and tower.encoder in strategy.frozen_modules:
+                memoize(True)
+    # a model remembers which manifest columns fed its towers, so evaluation reads the same ones
+    model.input_columns = dict(dc.columns)
     objective = build_objective(cfg.objective, model, label_spaces)
     processors = {m: t.preprocess for m, t in towers.items() if m in modalities}
     collate = make_collate(processors, label_spaces)
@@ -173,4 +174,9 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False, force: bool
                       export=export_model)
     if accelerator.is_main_process:
         print(parts["strategy"].summary(), flush=True)
-    return trainer.fit(resume_path, force)
+    result = trainer.fit(resume_path, force)
+    if accelerator.is_main_process:
+        from polymodal.report import write_run_report
+
+        write_run_report(run_dir)
+    return result

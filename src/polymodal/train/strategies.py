@@ -3,7 +3,7 @@
 A "tower" is any submodule with ``modality`` and ``encoder`` attributes (the models
 layer's ``Tower``). Everything outside the towers' encoders -- projections, heads, fusion,
 temperature -- is "head" territory and stays trainable under every strategy except that a
-*locked* tower is frozen whole (encoder and projection), as LiT locks its image tower.
+*locked* tower has its encoder frozen (LiT locks its image tower); its projection still trains.
 """
 
 from __future__ import annotations
@@ -111,8 +111,10 @@ def apply_strategy(model: nn.Module, cfg: TrainConfig) -> StrategyReport:
     elif strategy == "locked" and not cfg.locked_towers:
         raise TrainingError("strategy locked needs train.locked_towers (e.g. [image])")
     for modality in cfg.locked_towers:
-        _set_requires_grad(towers[modality], False)
-        frozen.append(towers[modality])
+        # LiT locks the pretrained encoder; a projection into the shared space still learns
+        # (it is usually fresh), so only the encoder is frozen
+        _set_requires_grad(towers[modality].encoder, False)
+        frozen.append(towers[modality].encoder)
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())

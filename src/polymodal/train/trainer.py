@@ -61,6 +61,21 @@ class TrainResult:
     selection_metric: str = "val/loss"
 
 
+def _objective_params(objective: Any, model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """Learnable parameters that live in the objective only (uncertainty task weights...)."""
+    if not isinstance(objective, torch.nn.Module):
+        return []
+    in_model = {id(p) for p in model.parameters()}
+    return [p for p in objective.parameters() if p.requires_grad and id(p) not in in_model]
+
+
+def _objective_state(objective: Any) -> dict[str, torch.Tensor]:
+    """The objective's own learnable tensors (a distillation teacher's frozen weights are not state)."""
+    if not isinstance(objective, torch.nn.Module):
+        return {}
+    return {k: p.detach() for k, p in objective.named_parameters() if p.requires_grad}
+
+
 def _to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, torch.Tensor):
         return batch.to(device)
@@ -108,10 +123,11 @@ class Trainer:
         self.steps_per_epoch = -(-n_batches // self.tc.grad_accum)
         total = self.steps_per_epoch * self.tc.epochs
         self.total_steps = min(total, self.tc.max_steps) if self.tc.max_steps else total
-        self.optimizer = build_optimizer(model, self.tc)
+        self.objective_params = _objective_params(objective, model)
+        self.optimizer = build_optimizer(model, self.tc, self.objective_params)
         self.scheduler = build_scheduler(self.optimizer, self.tc, self.total_steps)
         self.model, self.optimizer = accelerator.prepare(model, self.optimizer)
-        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.params = [p for p in model.parameters() if p.requires_grad] + self.objective_params
         metric = self.tc.early_stopping_metric or "val/loss"
         mode = self.tc.early_stopping_mode if self.tc.early_stopping_metric else "min"
         self.early = EarlyStopping(metric, mode, self.tc.patience, self.tc.min_delta)
@@ -146,6 +162,7 @@ class Trainer:
             "rng": rngs_all,
             "data_order": torch.tensor(self._epoch_order(self.epoch), dtype=torch.int64),
             "fingerprint": self.fingerprint,
+            "objective": _objective_state(self.objective),
         }
 
     def save(self) -> Path | None:
@@ -167,6 +184,8 @@ class Trainer:
                 f"cannot resume from {path}: the {' and '.join(diffs)} config differs from the "
                 f"checkpoint's (pass --force to resume anyway)"
             )
+        if isinstance(self.objective, torch.nn.Module) and state.get("objective"):
+            self.objective.load_state_dict(state["objective"], strict=False)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         scaler = getattr(self.acc, "scaler", None)

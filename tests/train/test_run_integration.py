@@ -1,0 +1,116 @@
+"""End-to-end runs of `polymodal.train.train` on real (tiny) parts: report, frozen-feature memo,
+column mapping remembered by the model, objective-owned parameters trained and checkpointed."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import polymodal
+from polymodal.config import config_from_dict
+from polymodal.data.builtin import make_dataset
+from polymodal.train import train
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_dataset("shapes", tmp_path_factory.mktemp("shapes"), n=80)
+
+
+def _cfg(manifest: Path, **sections: dict) -> object:
+    base = {
+        "model": {"preset": "tiny-dual", "kind": "dual"},
+        "data": {"manifest": str(manifest), "batch_size": 16, "image": {"size": 64}},
+        "train": {"epochs": 2, "lr": 1e-3, "log_every": 1, "progress": False},
+    }
+    for key, value in sections.items():
+        base[key] = {**base.get(key, {}), **value}
+    return config_from_dict(base)
+
+
+def test_lit_run_memoizes_locked_tower_and_writes_report(shapes: Path, tmp_path: Path) -> None:
+    cfg = _cfg(shapes, train={"epochs": 2, "lr": 1e-3, "log_every": 1, "progress": False,
+                              "strategy": "lora", "locked_towers": ["image"], "lora": {"towers": ["text"]}})
+
+    result = train(cfg, tmp_path / "run")
+    assert (tmp_path / "run" / "report.html").is_file()
+    assert result.steps > 0
+    model = polymodal.load(str(tmp_path / "run" / "model"))
+    # the locked image encoder kept its weights; the text encoder changed through merged LoRA
+    fresh = polymodal.load("tiny-dual")
+    img_a = dict(model.towers["image"].encoder.named_parameters())
+    img_b = dict(fresh.towers["image"].encoder.named_parameters())
+    assert all(torch.equal(img_a[k], img_b[k]) for k in img_a)
+    txt_a = dict(model.towers["text"].encoder.named_parameters())
+    txt_b = dict(fresh.towers["text"].encoder.named_parameters())
+    assert any(not torch.equal(txt_a[k], txt_b[k]) for k in txt_a)
+
+
+def test_locked_tower_encodes_each_train_sample_once(shapes: Path, tmp_path: Path) -> None:
+    from polymodal.train.run import build_parts
+
+    cfg = _cfg(shapes, train={"strategy": "locked", "locked_towers": ["image"], "progress": False})
+    parts = build_parts(cfg, tmp_path)
+    tower = parts["model"].towers["image"]
+    seen: list[int] = []
+    tower.encoder.register_forward_hook(lambda _m, args, _o: seen.append(int(args[0].shape[0])))
+    train_ds = parts["train"].dataset
+    collate = parts["train"].collate
+    batch = collate([train_ds[i] for i in range(8)])
+    tower.encoder.eval()
+    parts["model"](batch)
+    parts["model"](batch)
+    assert seen == [8]
+
+
+def test_fusion_model_remembers_its_text_column(shapes: Path, tmp_path: Path) -> None:
+    cfg = _cfg(shapes, model={"preset": "tiny-dual", "kind": "fusion", "inputs": ["image", "text"],
+                              "heads": {"answer": {"kind": "classification"}}},
+               data={"manifest": str(shapes), "batch_size": 16, "columns": {"text": "question"},
+                     "label_columns": ["answer"], "image": {"size": 64}},
+               objective={"kind": "classification"},
+               train={"epochs": 1, "progress": False, "early_stopping_metric": "val/accuracy"})
+    train(cfg, tmp_path / "fusion")
+    saved = json.loads((tmp_path / "fusion" / "model" / "config.json").read_text())
+    assert saved["input_columns"] == {"text": "question"}
+    model = polymodal.load(str(tmp_path / "fusion" / "model"))
+    assert model.input_columns == {"text": "question"}
+    # rows without a caption at all: evaluation must read the question column, as training did
+    rows = [json.loads(line) for line in shapes.read_text().splitlines()]
+    stripped = shapes.parent / "no_captions.jsonl"
+    stripped.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "text"}) + "\n" for r in rows))
+    result = polymodal.tasks.evaluate(model, "classification", str(stripped), split="test",
+                                      label_column="answer", bootstrap=0, cache=False)
+    assert 0.0 <= result.metrics["accuracy"].value <= 1.0
+    assert result.details["n"] == sum(1 for r in rows if r["split"] == "test")
+
+
+def test_uncertainty_weights_train_and_are_checkpointed(shapes: Path, tmp_path: Path) -> None:
+    cfg = _cfg(shapes, model={"preset": "tiny-dual", "kind": "classifier", "inputs": ["image"],
+                              "heads": {"shape": {"kind": "classification"}, "color": {"kind": "classification"}}},
+               data={"manifest": str(shapes), "batch_size": 16, "label_columns": ["shape", "color"],
+                     "image": {"size": 64}},
+               objective={"kind": "multitask", "weighting": "uncertainty"},
+               train={"epochs": 1, "progress": False, "checkpoint_every": 2, "lr": 1e-2})
+    train(cfg, tmp_path / "mt")
+    ckpts = sorted((tmp_path / "mt" / "checkpoints").glob("step-*"))
+    assert ckpts
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(ckpts[-1] / "state.safetensors"))
+    log_vars = {k: v for k, v in tensors.items() if "log_vars" in k and k.startswith("s.objective")}
+    assert set(log_vars) and all(float(v.abs()) > 0 for v in log_vars.values())
+
+
+def test_fallback_preset_used_when_the_hub_model_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from polymodal.config import ModelConfig
+    from polymodal.errors import ModelError
+    from polymodal.models import build_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError):
+        build_model(ModelConfig(preset="clip-vit-b32", kind="dual"))
+    with pytest.warns(UserWarning, match="fallback"):
+        model = build_model(ModelConfig(preset="clip-vit-b32", fallback="tiny-dual", kind="dual"))
+    assert set(model.towers) == {"image", "text"}
