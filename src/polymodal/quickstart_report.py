@@ -11,10 +11,10 @@ from polymodal.metrics import Metric
 SUMMARY_ROWS = (
     ("zero-shot acc@1, all classes", "", "zeroshot-classification", "acc@1"),
     ("zero-shot acc@1, held-out classes", "-heldout-classes", "zeroshot-classification", "acc@1"),
-    ("shapes image->text R@1", "shapes", "retrieval", "image_to_text/recall@1"),
-    ("shapes image->text R@5", "shapes", "retrieval", "image_to_text/recall@5"),
-    ("shapes text->image R@5", "shapes", "retrieval", "text_to_image/recall@5"),
-    ("shapes held-out combos text->image R@10", "shapes-heldout-combos", "retrieval", "text_to_image/recall@10"),
+    ("shapes image->text R@1", "shapes", "retrieval", "image_to_text/R@1"),
+    ("shapes image->text R@5", "shapes", "retrieval", "image_to_text/R@5"),
+    ("shapes text->image R@5", "shapes", "retrieval", "text_to_image/R@5"),
+    ("shapes held-out combos text->image R@10", "shapes-heldout-combos", "retrieval", "text_to_image/R@10"),
 )
 
 
