@@ -51,8 +51,8 @@ FULL = Plan(
     fusion_epochs=15, fusion_batch=32, fusion_lr=2e-3, image_size=96, bootstrap=1000,
 )
 QUICK = Plan(
-    image_rows=1200, shapes_rows=300, align_epochs=2, align_batch=64, align_lr=2e-3,
-    fusion_epochs=4, fusion_batch=32, fusion_lr=2e-3, image_size=96, bootstrap=200,
+    image_rows=800, shapes_rows=200, align_epochs=2, align_batch=64, align_lr=2e-3,
+    fusion_epochs=3, fusion_batch=32, fusion_lr=2e-3, image_size=64, bootstrap=200,
 )
 
 
