@@ -139,6 +139,13 @@ class Trainer:
         self.last_val: dict[str, float] = {}
         self.last_saved_step = -1
         self._resume_order: tuple[int, list[int]] | None = None
+        self._lengths: list[int] | None = None
+        self._order_cache: tuple[int, list[int]] | None = None
+        if cfg.data.length_bucketing:
+            column = cfg.data.columns.get("text", "text")
+            self._lengths = order.text_lengths(train_data.dataset, column)
+            if self._lengths is None:
+                raise TrainingError(f"data.length_bucketing needs text: the train rows have no {column!r} column")
 
     # ------------------------------------------------------------ state
     def _state(self) -> dict[str, Any]:
@@ -212,7 +219,13 @@ class Trainer:
     def _epoch_order(self, epoch: int) -> list[int]:
         if self._resume_order is not None and self._resume_order[0] == epoch:
             return self._resume_order[1]
-        return order.epoch_permutation(len(self.train_data.dataset), self.tc.seed, epoch)
+        if self._order_cache is None or self._order_cache[0] != epoch:  # saved at every checkpoint
+            if self._lengths is not None:
+                perm = order.bucketed_order(self._lengths, self.cfg.data.batch_size, self.tc.seed, epoch)
+            else:
+                perm = order.epoch_permutation(len(self.train_data.dataset), self.tc.seed, epoch)
+            self._order_cache = (epoch, perm)
+        return self._order_cache[1]
 
     def _loader(self, split: DataSplit, batches: list[list[int]], seed: int) -> DataLoader:
         # a private generator: building the iterator must not draw from the global RNG
