@@ -22,6 +22,7 @@ from polymodal.models.encoders.hf_common import (
 
 class HFTextEncoder(HFEncoder):
     modality = "text"
+    bf16_weights = True
 
     def __init__(self, model: nn.Module, tokenizer: Any, spec: dict[str, Any]) -> None:
         super().__init__(model, tokenizer, spec)
@@ -56,7 +57,8 @@ class HFTextEncoder(HFEncoder):
             if getattr(out, "pooler_output", None) is None:
                 raise ModelError(f"{self._spec.get('name_or_path')}: this model has no pooler output")
             return out.pooler_output
-        return masked_mean(out.last_hidden_state, inputs["attention_mask"])
+        # pool in float32: a bf16 sum over tens of tokens costs more precision than the whole stack
+        return masked_mean(out.last_hidden_state.float(), inputs["attention_mask"])
 
     def item_length(self, item: Any) -> int:
         return len(str(item))

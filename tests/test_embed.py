@@ -1,0 +1,126 @@
+"""`polymodal embed` end to end, and the bf16 fast path of `encode` against the plain fp32 forward."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import polymodal
+from polymodal.cli.main import build_cli
+from polymodal.embed import embed_items, read_items
+from polymodal.errors import DataError
+from polymodal.models.dual import EmbeddingModel
+
+SENTENCES = [
+    "x",
+    "a much longer caption about a small blue square on a white background",
+    "green triangle",
+    "two dots on a line",
+    "a red circle next to a very long and winding road in the countryside at dusk",
+    "ok",
+]
+
+
+def run_cli(args: list[str]) -> int:
+    return int(build_cli().main(args=args, prog_name="polymodal", standalone_mode=False) or 0)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> EmbeddingModel:
+    return polymodal.load("tiny-dual")
+
+
+@pytest.fixture(scope="module")
+def minilm() -> EmbeddingModel:
+    return polymodal.load("minilm")
+
+
+def test_embed_txt_file_matches_encode_text_in_input_order(tiny, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "s.txt"
+    data.write_text("\n".join(SENTENCES[:3]) + "\n\n" + "\n".join(SENTENCES[3:]) + "\n", encoding="utf-8")
+    out = tmp_path / "out" / "x.npy"
+    assert run_cli(["embed", "tiny-dual", "--data", str(data), "--modality", "text", "--out", str(out), "--batch-size", "2"]) == 0
+    got = np.load(out, allow_pickle=False)
+    assert got.dtype == np.float32 and got.shape == (len(SENTENCES), tiny.embed_dim)
+    # rows come back in file order (blank line skipped), although batches ran longest first
+    want = tiny.encode_text(SENTENCES, batch_size=2).numpy()
+    np.testing.assert_allclose(got, want, atol=2e-3)  # bf16: batch padding shifts low bits
+    one_by_one = np.concatenate([tiny.encode_text([s]).numpy() for s in SENTENCES])
+    np.testing.assert_allclose(got, one_by_one, atol=2e-2)  # bf16 batches vs single rows
+    ids = out.with_suffix(".ids.txt").read_text(encoding="utf-8").split()
+    assert ids == [f"line-{i}" for i in range(len(SENTENCES))]
+
+
+def test_embed_manifest_minilm_ids_and_split(minilm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    rows = [{"id": f"r{i}", "text": s, "split": "test" if i % 2 else "train"} for i, s in enumerate(SENTENCES)]
+    rows.insert(2, {"id": "no-text", "text": "", "split": "test"})
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "e.npy"
+    assert run_cli(["embed", "minilm", "--data", str(manifest), "--out", str(out), "--split", "test"]) == 0
+    got = np.load(out)
+    kept = [r for r in rows if r["split"] == "test" and r["text"]]
+    assert out.with_suffix(".ids.txt").read_text(encoding="utf-8").split() == [r["id"] for r in kept]
+    np.testing.assert_allclose(got, minilm.encode_text([r["text"] for r in kept]).numpy(), atol=2e-3)
+    assert got.shape == (len(kept), 384)
+
+
+def test_embed_items_restores_order_across_chunks(tiny) -> None:  # type: ignore[no-untyped-def]
+    items = SENTENCES * 3
+    got = embed_items(tiny, items, "text", batch_size=4, chunk=5)
+    np.testing.assert_allclose(got, tiny.encode_text(items, bf16=False).numpy(), atol=2e-2)
+    np.testing.assert_allclose(got[:6], got[6:12], atol=2e-2)
+
+
+def test_embed_errors_are_clean(tmp_path: Path) -> None:
+    data = tmp_path / "s.txt"
+    data.write_text("hello there\n", encoding="utf-8")
+    with pytest.raises(DataError, match="--modality text"):
+        read_items(data, "image")
+    with pytest.raises(DataError, match="no such file"):
+        read_items(tmp_path / "missing.txt", "text")
+
+
+def _plain_fp32(model, texts: list[str]) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    """The reference: one padded fp32 batch through the HF backbone, float32 mean pooling."""
+    enc = model.tower("text").encoder
+    batch = enc.tokenizer(texts, padding=True, truncation=True, max_length=enc.max_length, return_tensors="pt")
+    enc.eval()
+    with torch.no_grad():
+        hidden = enc.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+
+
+def test_minilm_fast_path_matches_plain_fp32_forward(minilm) -> None:  # type: ignore[no-untyped-def]
+    texts = SENTENCES * 4
+    fast = minilm.encode_text(texts, batch_size=8, bf16=True)
+    ref = _plain_fp32(minilm, texts)
+    assert torch.nn.functional.cosine_similarity(fast, ref).min() >= 0.999
+    # the fast path really ran in bf16 (a bf16 weight copy), and fp32 encode is the reference itself
+    assert next(minilm._bf16_copies["text"][1].parameters()).dtype == torch.bfloat16
+    assert not any("bf16" in k for k in minilm.state_dict())  # the copy is no submodule
+    assert all(p.dtype == torch.float32 for p in minilm.parameters())  # the original is untouched
+    assert minilm._bf16_copies["text"][1].tokenizer is minilm.tower("text").encoder.tokenizer
+    torch.testing.assert_close(minilm.encode_text(texts, bf16=False), ref, atol=1e-5, rtol=1e-4)
+
+
+def test_bf16_copy_follows_weight_updates(tiny) -> None:  # type: ignore[no-untyped-def]
+    before = tiny.encode_text(SENTENCES, bf16=True)
+    first_copy = tiny._bf16_copies["text"][1]
+    assert tiny.encode_text(SENTENCES, bf16=True) is not None and tiny._bf16_copies["text"][1] is first_copy
+    emb = tiny.tower("text").encoder.model.get_input_embeddings()
+    with torch.no_grad():
+        emb.weight.mul_(-1.0)  # an in-place update, as an optimizer step makes
+    try:
+        after = tiny.encode_text(SENTENCES, bf16=True)
+        assert tiny._bf16_copies["text"][1] is not first_copy
+        assert not torch.allclose(before, after, atol=1e-3)
+        torch.testing.assert_close(after, tiny.encode_text(SENTENCES, bf16=False), atol=3e-2, rtol=0)
+    finally:
+        with torch.no_grad():
+            emb.weight.mul_(-1.0)
