@@ -39,6 +39,12 @@ def load(name_or_path: str | Path, *, local_files_only: bool | None = None, moda
     ``local_files_only`` (default: the HF_HUB_OFFLINE environment setting) keeps hub models
     from touching the network; ``modality`` forces the tower type of a plain HF model.
     """
+    model = _load(name_or_path, local_files_only, modality, **kw)
+    model.eval()  # as from_pretrained returns models; call .train() to fine-tune
+    return model
+
+
+def _load(name_or_path: str | Path, local_files_only: bool | None, modality: str | None, **kw: Any) -> Any:
     from polymodal.models.build import build_preset
     from polymodal.models.hub import is_polymodal_folder, load_pretrained
     from polymodal.models.presets import is_preset
