@@ -48,7 +48,7 @@ class Plan:
 
 FULL = Plan(
     image_rows=6000, shapes_rows=1000, align_epochs=3, align_batch=64, align_lr=2e-3,
-    fusion_epochs=15, fusion_batch=32, fusion_lr=2e-3, image_size=96, bootstrap=1000,
+    fusion_epochs=6, fusion_batch=32, fusion_lr=2e-3, image_size=96, bootstrap=1000,
 )
 QUICK = Plan(
     image_rows=800, shapes_rows=200, align_epochs=2, align_batch=64, align_lr=2e-3,
