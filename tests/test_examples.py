@@ -105,7 +105,7 @@ def test_example_runs_end_to_end_offline(name: str, tmp_path: Path) -> None:
     manifest = _make(name, tmp_path / "data")
     run = tmp_path / "run"
     sets = [f"data.manifest={manifest}", "train.max_steps=2", "data.batch_size=4", "data.eval_batch_size=8",
-            "data.limit=16", "train.progress=false", "train.epochs=1"]
+            "data.limit=16", "train.progress=false", "train.epochs=1", "train.log_every=1"]
     if name == "text_classification":
         # wordnet's manifest is ordered by class, so a row limit would keep one class per split
         sets.remove("data.limit=16")
@@ -116,7 +116,8 @@ def test_example_runs_end_to_end_offline(name: str, tmp_path: Path) -> None:
     preset, fallback, _, label = EXPECTED[name]
     assert f"using model.fallback {fallback!r}" in proc.stderr
     events = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [e["step"] for e in events if e["event"] == "train"][-1] == 2
+    assert [e["step"] for e in events if e["event"] == "train"] == [1, 2]
+    assert [e["step"] for e in events if e["event"] == "end"] == [2]
     assert (run / "model").is_dir()
 
     proc = _cli("eval", str(run), "--task", "classification", "--data", str(manifest), "--split", "test",
