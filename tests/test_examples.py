@@ -129,4 +129,6 @@ def test_example_runs_end_to_end_offline(name: str, tmp_path: Path) -> None:
     result = json.loads(next((run / "eval").glob("classification-*-test.json")).read_text())
     test_rows = sum(1 for line in manifest.read_text().splitlines() if json.loads(line)["split"] == "test")
     assert result["details"]["n"] == test_rows
-    assert "precision" in result["details"]["report"] or result["details"]["report"]
+    report = result["details"]["report"]  # scikit-learn's classification report, per class
+    assert {"accuracy", "macro avg"} <= set(report)
+    assert abs(report["accuracy"] - _metric(metrics, "accuracy")) < 1e-9
