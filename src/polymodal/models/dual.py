@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from polymodal.errors import ModelError
+from polymodal.models.cpu_fast import pack_linears, worker_plan
 from polymodal.models.hub import PretrainedMixin
 from polymodal.models.towers import Tower, tower_from_saved
 
@@ -117,6 +120,7 @@ class EmbeddingModel(PretrainedMixin, nn.Module):
         fast = copy.deepcopy(enc, memo=shared).to(torch.bfloat16).eval()
         for p in fast.parameters():
             p.requires_grad_(False)
+        pack_linears(fast)
         self._bf16_copies[tower.modality] = (key, fast)
         return fast
 
@@ -134,22 +138,45 @@ class EmbeddingModel(PretrainedMixin, nn.Module):
             bf16 = self.encode_bf16 and tower.encoder.bf16_safe and dev.type == "cpu" and cpu_supports_bf16()
         fast = self._bf16_encoder(tower) if bf16 and dev.type == "cpu" else None
         out = torch.empty(len(items), tower.output_dim)
-        order = sorted(range(len(items)), key=lambda i: -tower.encoder.item_length(items[i]))
+        lengths = tower.encoder.item_lengths(items)
+        order = sorted(range(len(items)), key=lambda i: -lengths[i])
+        batches = [order[start : start + batch_size] for start in range(0, len(items), batch_size)]
+        use_autocast = bool(bf16) and fast is None
+
+        def run(idx: list[int], inputs: Any) -> None:
+            # inference mode and autocast are per thread, so each worker enters them itself
+            autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_autocast)
+            with torch.inference_mode(), autocast:
+                if fast is None:
+                    z = self.embed(modality, inputs)
+                else:  # Tower.forward in eval mode, the encoder in bf16, the rest in float32
+                    z = tower.projection(fast(to_bf16(inputs)).float())
+                    z = F.normalize(z, dim=-1) if self.normalize_embeddings else z
+                out[idx] = z.float().cpu()
+
+        workers, threads_each = worker_plan(len(batches), dev)
+        threads_before = torch.get_num_threads()
         was_training = self.training
         self.eval()
         try:
-            autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bool(bf16) and fast is None)
-            with torch.inference_mode(), autocast:
-                for start in range(0, len(items), batch_size):
-                    idx = order[start : start + batch_size]
-                    inputs = move(tower.preprocess([items[i] for i in idx]), dev)
-                    if fast is None:
-                        z = self.embed(modality, inputs)
-                    else:  # Tower.forward in eval mode, the encoder in bf16, the rest in float32
-                        z = tower.projection(fast(to_bf16(inputs)).float())
-                        z = F.normalize(z, dim=-1) if self.normalize_embeddings else z
-                    out[idx] = z.float().cpu()
+            if workers == 1:
+                for idx in batches:
+                    run(idx, move(tower.preprocess([items[i] for i in idx]), dev))
+            else:
+                # preprocessing stays on this thread (fast tokenizers are not thread-safe) and
+                # overlaps the workers' forward passes; at most 2 batches wait per worker
+                torch.set_num_threads(threads_each)
+                with ThreadPoolExecutor(workers, thread_name_prefix="polymodal-encode") as pool:
+                    pending: deque[Future[None]] = deque()
+                    for idx in batches:
+                        inputs = tower.preprocess([items[i] for i in idx])
+                        pending.append(pool.submit(run, idx, inputs))
+                        while len(pending) > 2 * workers:
+                            pending.popleft().result()
+                    while pending:
+                        pending.popleft().result()
         finally:
+            torch.set_num_threads(threads_before)
             self.train(was_training)
         return out
 

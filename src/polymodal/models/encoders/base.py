@@ -60,6 +60,10 @@ class Encoder(nn.Module):
         """A cheap size of one raw item; ``encode`` sorts by it to cut padding."""
         return 0
 
+    def item_lengths(self, items: list[Any]) -> list[int]:
+        """Sizes of many raw items at once (a tokenizer counts a whole list in one call)."""
+        return [self.item_length(item) for item in items]
+
 
 def masked_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     m = mask.to(tokens.dtype).unsqueeze(-1)

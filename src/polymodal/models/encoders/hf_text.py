@@ -63,6 +63,11 @@ class HFTextEncoder(HFEncoder):
     def item_length(self, item: Any) -> int:
         return len(str(item))
 
+    def item_lengths(self, items: list[Any]) -> list[int]:
+        # token counts, not characters: sorting by characters left 27% of a MiniLM batch padding
+        ids = self.tokenizer([str(t) for t in items], truncation=True, max_length=self.max_length)["input_ids"]
+        return [len(x) for x in ids]
+
     @classmethod
     def load(cls, spec: dict[str, Any], local_files_only: bool | None) -> HFTextEncoder:
         from transformers import AutoTokenizer
