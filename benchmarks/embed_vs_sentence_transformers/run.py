@@ -117,6 +117,7 @@ def main() -> None:
         "ratio": round(st_time / pm_time, 2),
         "min_cosine": round(float(cos.min()), 6),
         "mean_cosine": round(float(cos.mean()), 6),
+        "ratio_median": round(float(np.median(times["sentence_transformers"]) / np.median(times["polymodal"])), 2),
         "ratio_cpu_time": round(min(cpu["sentence_transformers"]) / min(cpu["polymodal"]), 2),
         "runs_s": {k: [round(t, 2) for t in v] for k, v in times.items()},
         "runs_cpu_s": {k: [round(t, 2) for t in v] for k, v in cpu.items()},
