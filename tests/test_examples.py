@@ -34,7 +34,7 @@ DATA = {
 }
 # a 32 px EfficientNet keeps the two-step runs to seconds (the examples' own sizes are
 # what the measured results in their headers used)
-SMALL_IMAGE = "model.towers=[{modality: image, source: efficientnet-lite0, options: {image_size: 32}}]"
+SMALL_IMAGE = "[{modality: image, source: efficientnet-lite0, options: {image_size: 32}}]"
 
 
 def _path(name: str) -> Path:
@@ -109,8 +109,10 @@ def test_example_runs_end_to_end_offline(name: str, tmp_path: Path) -> None:
     if name == "text_classification":
         # wordnet's manifest is ordered by class, so a row limit would keep one class per split
         sets.remove("data.limit=16")
-    if name != "text_classification":
-        sets.append(SMALL_IMAGE)
+    if name == "image_classification":  # its offline tower comes from model.fallback_towers
+        sets.append(f"model.fallback_towers={SMALL_IMAGE}")
+    elif name != "text_classification":
+        sets.append(f"model.towers={SMALL_IMAGE}")
     proc = _cli("train", str(_path(name)), *[f"--set={s}" for s in sets], "--out", str(run))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     preset, fallback, _, label = EXPECTED[name]

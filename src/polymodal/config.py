@@ -77,6 +77,9 @@ class ModelConfig(_Strict):
     preset: str | None = "tiny-dual"
     # used instead of ``preset`` when that one cannot be loaded here (a Hub model offline)
     fallback: str | None = None
+    # towers that replace ``towers`` only when the fallback is used (e.g. the offline stand-in
+    # at a smaller image size), so one config serves the Hub model and its stand-in
+    fallback_towers: list[TowerSpec] | None = None
     kind: Literal["dual", "fusion", "classifier"] = "dual"
     towers: list[TowerSpec] | None = None
     embed_dim: int | None = None
@@ -177,8 +180,8 @@ class TrainConfig(_Strict):
     top_k: int = Field(1, ge=1)
     top_k_towers: list[str] | None = None
     locked_towers: list[str] = Field(default_factory=list)
-    # a frozen encoder's pooled features are computed once per sample and reused (off for
-    # bitwise-exact resume of such runs: recomputed features may differ in the last bit)
+    # a frozen, un-augmented tower's pooled features are computed once before training and
+    # stand in for its inputs every epoch (train/feature_cache.py)
     cache_frozen_features: bool = True
     lora: LoraConfigSpec = Field(default_factory=LoraConfigSpec)
     optimizer: Literal["adamw", "sgd"] = "adamw"

@@ -1,4 +1,4 @@
-"""End-to-end runs of `polymodal.train.train` on real (tiny) parts: report, frozen-feature memo,
+"""End-to-end runs of `polymodal.train.train` on real (tiny) parts: report, frozen features computed once,
 column mapping remembered by the model, objective-owned parameters trained and checkpointed."""
 
 import json
@@ -29,7 +29,7 @@ def _cfg(manifest: Path, **sections: dict) -> object:
     return config_from_dict(base)
 
 
-def test_lit_run_memoizes_locked_tower_and_writes_report(shapes: Path, tmp_path: Path) -> None:
+def test_lit_run_keeps_the_locked_tower_and_writes_report(shapes: Path, tmp_path: Path) -> None:
     cfg = _cfg(shapes, train={"epochs": 2, "lr": 1e-3, "log_every": 1, "progress": False,
                               "strategy": "lora", "locked_towers": ["image"], "lora": {"towers": ["text"]}})
 
@@ -47,21 +47,44 @@ def test_lit_run_memoizes_locked_tower_and_writes_report(shapes: Path, tmp_path:
     assert any(not torch.equal(txt_a[k], txt_b[k]) for k in txt_a)
 
 
-def test_locked_tower_encodes_each_train_sample_once(shapes: Path, tmp_path: Path) -> None:
+def test_locked_tower_features_are_computed_once_before_training(shapes: Path, tmp_path: Path) -> None:
+    from polymodal.models.towers import PooledFeatures
     from polymodal.train.run import build_parts
 
     cfg = _cfg(shapes, train={"strategy": "locked", "locked_towers": ["image"], "progress": False})
     parts = build_parts(cfg, tmp_path)
-    tower = parts["model"].towers["image"]
+    model = parts["model"]
+    tower = model.towers["image"]
     seen: list[int] = []
     tower.encoder.register_forward_hook(lambda _m, args, _o: seen.append(int(args[0].shape[0])))
     train_ds = parts["train"].dataset
-    collate = parts["train"].collate
-    batch = collate([train_ds[i] for i in range(8)])
+    batch = parts["train"].collate([train_ds[i] for i in range(8)])
+    assert isinstance(batch["image"], PooledFeatures) and isinstance(batch["text"], dict)
+    model(batch)
+    assert seen == []  # the stored features stand in for the encoder
+    # ... and they are what the frozen encoder gives for those images
+    from polymodal.data.loader import MultimodalDataset
+
+    raw = MultimodalDataset(train_ds.rows[:8], train_ds.root, ["image"], {}, cfg.data, augment=False)
+    pixels = tower.preprocess([raw[i]["image"] for i in range(8)])
     tower.encoder.eval()
-    parts["model"](batch)
-    parts["model"](batch)
-    assert seen == [8]
+    with torch.inference_mode():
+        torch.testing.assert_close(batch["image"].values, tower.encoder(pixels), atol=1e-5, rtol=1e-4)
+    # the text tower trains, so it is never cached
+    assert "text" not in train_ds.features
+
+
+def test_augmented_or_training_towers_are_not_cached(shapes: Path, tmp_path: Path) -> None:
+    from polymodal.train.run import build_parts
+
+    augmented = _cfg(shapes, data={"manifest": str(shapes), "image": {"augment": True, "size": 64}},
+                     train={"strategy": "locked", "locked_towers": ["image"], "progress": False})
+    assert build_parts(augmented, tmp_path / "a")["train"].dataset.features == {}
+    full = _cfg(shapes, train={"strategy": "full", "progress": False})
+    assert build_parts(full, tmp_path / "b")["train"].dataset.features == {}
+    off = _cfg(shapes, train={"strategy": "locked", "locked_towers": ["image"], "progress": False,
+                              "cache_frozen_features": False})
+    assert build_parts(off, tmp_path / "c")["train"].dataset.features == {}
 
 
 def test_fusion_model_remembers_its_text_column(shapes: Path, tmp_path: Path) -> None:
@@ -114,3 +137,17 @@ def test_fallback_preset_used_when_the_hub_model_is_unavailable(monkeypatch: pyt
     with pytest.warns(UserWarning, match="fallback"):
         model = build_model(ModelConfig(preset="clip-vit-b32", fallback="tiny-dual", kind="dual"))
     assert set(model.towers) == {"image", "text"}
+
+
+def test_fallback_towers_apply_only_when_the_fallback_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    from polymodal.config import ModelConfig, TowerSpec
+    from polymodal.models import build_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    small = [TowerSpec(modality="image", source="builtin-cnn", options={"image_size": 24})]
+    with pytest.warns(UserWarning, match="fallback"):
+        used = build_model(ModelConfig(preset="clip-vit-b32", fallback="tiny-dual", fallback_towers=small, kind="dual"))
+    assert used.towers["image"].encoder.image_size == 24
+    # the preset loads here, so its own towers stay and fallback_towers are ignored
+    kept = build_model(ModelConfig(preset="tiny-dual", fallback="tiny-dual", fallback_towers=small, kind="dual"))
+    assert kept.towers["image"].encoder.image_size != 24

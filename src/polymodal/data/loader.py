@@ -66,7 +66,8 @@ class MultimodalDataset(Dataset[dict[str, Any]]):
     Paths are re-checked against ``root`` here too, so rows that skipped validation still
     cannot read outside it. ``augment`` (default ``data_cfg.image.augment``) applies
     RandomResizedCrop + horizontal flip (torchvision v2) to images; pass ``augment=False``
-    for evaluation datasets.
+    for evaluation datasets. ``features`` (modality -> row id -> tensor) replaces reading
+    that modality's file with a stored tensor (a frozen tower's precomputed output).
     """
 
     def __init__(
@@ -79,8 +80,10 @@ class MultimodalDataset(Dataset[dict[str, Any]]):
         *,
         augment: bool | None = None,
         seed: int = 0,
+        features: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.rows = list(rows)
+        self.features = dict(features or {})
         self.root = Path(root).resolve()
         self.modalities = [m for m in modalities if m in MODALITIES]
         self.label_spaces = dict(label_spaces)
@@ -140,6 +143,12 @@ class MultimodalDataset(Dataset[dict[str, Any]]):
         rid = str(row.get("id", index))
         sample: dict[str, Any] = {"id": rid, "_row": row}
         for m in self.modalities:
+            if m in self.features:
+                try:
+                    sample[m] = self.features[m][rid]
+                except KeyError:
+                    raise DataError(f"row {rid}: no precomputed {m} features") from None
+                continue
             # data.columns: a modality may come from another column (e.g. text <- question)
             value = row.get(self.cfg.columns.get(m, m))
             if value is None:

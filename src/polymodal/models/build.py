@@ -106,7 +106,8 @@ def _base_or_fallback(cfg: ModelConfig) -> tuple[ModelConfig, tuple[EmbeddingMod
             raise
         warnings.warn(f"model.preset {cfg.preset!r} is not available ({exc}); using model.fallback "
                       f"{cfg.fallback!r}", stacklevel=3)
-        used = cfg.model_copy(update={"preset": cfg.fallback, "fallback": None})
+        towers = cfg.fallback_towers if cfg.fallback_towers is not None else cfg.towers
+        used = cfg.model_copy(update={"preset": cfg.fallback, "fallback": None, "fallback_towers": None, "towers": towers})
         return used, _base_model(used)
 
 

@@ -8,7 +8,6 @@ model, in which case no pretrained weights are read (they come from model.safete
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +73,23 @@ def build_encoder(spec: dict[str, Any], *, local_files_only: bool | None = None,
     return BUILTIN[str(source)](spec)  # type: ignore[no-any-return]
 
 
+class PooledFeatures:
+    """A batch of a frozen encoder's pooled features, computed ahead of time.
+
+    ``Tower`` takes it in place of preprocessed inputs and skips its encoder
+    (see ``polymodal.train.feature_cache``).
+    """
+
+    def __init__(self, values: torch.Tensor) -> None:
+        self.values = values
+
+    def to(self, *args: Any, **kwargs: Any) -> PooledFeatures:
+        return PooledFeatures(self.values.to(*args, **kwargs))
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+
 class Tower(nn.Module):
     """One modality's encoder + dropout + projection (identity when no projection is asked)."""
 
@@ -111,42 +127,15 @@ class Tower(nn.Module):
     def forward(self, inputs: Inputs) -> torch.Tensor:
         return self.projection(self.dropout(self.pooled(inputs)))
 
-    def memoize_features(self, enabled: bool = True, max_items: int = 500_000) -> None:
-        """Remember pooled encoder features per input sample while the encoder is frozen.
-
-        A locked tower (LiT) sees the same preprocessed samples every epoch and its output
-        never changes, so each sample is encoded once. Samples are keyed by the bytes of
-        their own input row; nothing is reused once the encoder trains or changes mode.
-        """
-        self._memo: dict[bytes, torch.Tensor] | None = {} if enabled else None
-        self._memo_max = max_items
-
-    def _memo_usable(self) -> bool:
-        memo = getattr(self, "_memo", None)
-        if memo is None or self.encoder.training:
-            return False
-        return not any(p.requires_grad for p in self.encoder.parameters())
-
     def pooled(self, inputs: Inputs) -> torch.Tensor:
         """The encoder's pooled features (before dropout and projection)."""
-        if not self._memo_usable():
-            return self.encoder(inputs)
-        memo: dict[bytes, torch.Tensor] = self._memo  # type: ignore[assignment]
-        keys = _row_keys(inputs)
-        missing = [i for i, k in enumerate(keys) if k not in memo]
-        if missing:
-            with torch.no_grad():
-                fresh = self.encoder(_take_rows(inputs, missing))
-            for i, row in zip(missing, fresh.detach(), strict=True):
-                if len(memo) < self._memo_max:
-                    memo[keys[i]] = row
-            if len(missing) == len(keys):
-                return fresh
-            found = dict(zip(missing, fresh.detach(), strict=True))
-            return torch.stack([found[i] if i in found else memo[k] for i, k in enumerate(keys)])
-        return torch.stack([memo[k] for k in keys])
+        if isinstance(inputs, PooledFeatures):
+            return inputs.values
+        return self.encoder(inputs)
 
     def forward_tokens(self, inputs: Inputs) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(inputs, PooledFeatures):
+            raise ModelError(f"{self.modality} tower: precomputed pooled features carry no token sequence")
         return self.encoder.forward_tokens(inputs)
 
     def blocks(self) -> list[nn.Module]:
@@ -167,29 +156,6 @@ class Tower(nn.Module):
         enc = self.encoder.spec()
         name = enc.get("name_or_path") or enc.get("source")
         return f"{self.modality}: {name} ({enc.get('source')}), {self.output_dim}-d"
-
-
-def _row_keys(inputs: Inputs) -> list[bytes]:
-    """One digest per batch row over every input tensor (pixels, or token ids + mask)."""
-    tensors = [inputs] if isinstance(inputs, torch.Tensor) else [v for _, v in sorted(inputs.items())
-                                                                 if isinstance(v, torch.Tensor)]
-    n = tensors[0].shape[0]
-    keys = []
-    for i in range(n):
-        h = hashlib.blake2b(digest_size=16)
-        for t in tensors:
-            row = t[i].detach().cpu().contiguous()
-            h.update(str((row.dtype, tuple(row.shape))).encode())
-            h.update((row.float() if row.is_floating_point() else row).numpy().tobytes())
-        keys.append(h.digest())
-    return keys
-
-
-def _take_rows(inputs: Inputs, rows: list[int]) -> Inputs:
-    index = torch.tensor(rows, dtype=torch.long)
-    if isinstance(inputs, torch.Tensor):
-        return inputs.index_select(0, index.to(inputs.device))
-    return {k: v.index_select(0, index.to(v.device)) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
 
 
 def build_tower(spec: dict[str, Any], *, local_files_only: bool | None = None) -> Tower:

@@ -93,20 +93,31 @@ def build_parts(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     if not train_rows:
         raise TrainingError(f"{dc.manifest}: no valid rows in split {dc.train_split!r}")
     strategy = apply_strategy(model, cfg.train)
+    features: dict[str, dict[str, Any]] = {}
     if cfg.train.cache_frozen_features:
-        for modality, tower in towers.items():
-            augmented = modality == "image" and dc.image.augment
-            memoize = getattr(tower, "memoize_features", None)
-            if callable(memoize) and not augmented and tower.encoder in strategy.frozen_modules:
-                memoize(True)
+        from polymodal.train.feature_cache import cacheable_modalities, precompute_features
+
+        for modality in cacheable_modalities(model, towers, strategy.frozen_modules, dc.image.augment):
+            if modality not in modalities:
+                continue
+            store = precompute_features(towers[modality], modality, train_rows + val_rows, manifest.root, dc,
+                                        batch_size=dc.eval_batch_size or dc.batch_size,
+                                        bf16=cfg.train.mixed_precision == "bf16", progress=cfg.train.progress)
+            if store is not None:
+                features[modality] = store
     # a model remembers which manifest columns fed its towers, so evaluation reads the same ones
     model.input_columns = dict(dc.columns)
     objective = build_objective(cfg.objective, model, label_spaces)
-    processors = {m: t.preprocess for m, t in towers.items() if m in modalities}
+    processors: dict[str, Any] = {m: t.preprocess for m, t in towers.items() if m in modalities}
+    if features:
+        from polymodal.train.feature_cache import stack_features
+
+        processors.update({m: stack_features for m in features})
     collate = make_collate(processors, label_spaces)
-    train_ds = MultimodalDataset(train_rows, manifest.root, modalities, label_spaces, dc, seed=cfg.train.seed)
+    train_ds = MultimodalDataset(train_rows, manifest.root, modalities, label_spaces, dc, seed=cfg.train.seed,
+                                 features=features)
     val_ds = MultimodalDataset(val_rows, manifest.root, modalities, label_spaces, dc, augment=False,
-                               seed=cfg.train.seed)
+                               seed=cfg.train.seed, features=features)
     fingerprint = {
         "data": _digest([train_rows, val_rows]),
         "model": _digest(cfg.model.model_dump(mode="json")),

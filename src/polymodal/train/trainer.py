@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 
 from polymodal.config import RunConfig
 from polymodal.errors import TrainingError
+from polymodal.models.towers import PooledFeatures
 from polymodal.train import checkpoint as ckpt
 from polymodal.train import order
 from polymodal.train.callbacks import EarlyStopping, MetricsLog
@@ -77,7 +78,7 @@ def _objective_state(objective: Any) -> dict[str, torch.Tensor]:
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
+    if isinstance(batch, torch.Tensor | PooledFeatures):
         return batch.to(device)
     if isinstance(batch, dict):
         return {k: _to_device(v, device) for k, v in batch.items()}

@@ -1,0 +1,121 @@
+"""Frozen towers' pooled features, computed once before training (``train.cache_frozen_features``).
+
+A frozen tower whose inputs are not augmented and whose pooled output feeds the model gives
+each sample the same features in every epoch. They are computed once, in inference mode,
+before the first step. The datasets then hand out the stored features instead of reading the
+file, so later epochs neither decode nor resize images: on CPU that decoding was what an
+epoch of a linear probe on a 224 px tower cost, not the head.
+
+Not cached: towers that train (even through LoRA), augmented images, and towers whose token
+sequence feeds the model (early / cross-attention fusion).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from polymodal.config import DataConfig
+from polymodal.data.loader import MultimodalDataset, make_collate
+from polymodal.models.towers import PooledFeatures
+
+# features are kept in memory; past this many bytes per modality the run falls back to
+# encoding every batch (the message says so)
+MAX_CACHE_BYTES = 4 * 1024**3
+
+
+def cacheable_modalities(
+    model: nn.Module, towers: dict[str, Any], frozen: Sequence[nn.Module], augment_images: bool
+) -> list[str]:
+    """Modalities whose tower is fully frozen, un-augmented and read through its pooled output."""
+    fusion = getattr(model, "fusion", None)
+    if fusion is not None and getattr(fusion, "needs_tokens", False):
+        return []
+    out = []
+    for modality, tower in towers.items():
+        if modality == "image" and augment_images:
+            continue
+        encoder = getattr(tower, "encoder", None)
+        if encoder is None or not hasattr(tower, "pooled"):
+            continue
+        if any(encoder is f for f in frozen) and not any(p.requires_grad for p in encoder.parameters()):
+            out.append(modality)
+    return out
+
+
+def precompute_features(
+    tower: Any,
+    modality: str,
+    rows: Sequence[dict[str, Any]],
+    root: str | Path,
+    data_cfg: DataConfig,
+    *,
+    batch_size: int,
+    bf16: bool,
+    progress: bool = False,
+) -> dict[str, torch.Tensor] | None:
+    """``{row id: float32 pooled features}`` for ``rows``, or None when they would not fit in memory."""
+    need = len(rows) * int(getattr(tower.encoder, "pooled_dim", 0) or 0) * 4
+    if need > MAX_CACHE_BYTES:
+        warnings.warn(f"train.cache_frozen_features: {modality} features of {len(rows)} rows need "
+                      f"{need / 1024**3:.1f} GiB; encoding every batch instead", stacklevel=2)
+        return None
+    dataset = MultimodalDataset(rows, root, [modality], {}, data_cfg, augment=False)
+    collate = make_collate({modality: tower.preprocess}, {})
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate,
+                                         num_workers=data_cfg.num_workers)
+    bar = _Bar(len(rows), f"caching {modality} features", progress)
+    store: dict[str, torch.Tensor] = {}
+    was_training = tower.encoder.training
+    tower.encoder.eval()
+    device = next(tower.parameters()).device
+    try:
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            for batch in loader:
+                inputs = _to(batch[modality], device)
+                feats = tower.encoder(inputs).float().cpu()
+                for rid, row in zip(batch["id"], feats, strict=True):
+                    store[rid] = row.clone()
+                bar.advance(len(batch["id"]))
+    finally:
+        tower.encoder.train(was_training)
+        bar.stop()
+    return store
+
+
+def stack_features(raw: list[torch.Tensor]) -> PooledFeatures:
+    """The collate step for a cached modality: the samples' stored features as one batch."""
+    return PooledFeatures(torch.stack(raw))
+
+
+def _to(inputs: Any, device: torch.device) -> Any:
+    if isinstance(inputs, torch.Tensor):
+        return inputs.to(device)
+    if isinstance(inputs, dict):
+        return {k: _to(v, device) for k, v in inputs.items()}
+    return inputs
+
+
+class _Bar:
+    def __init__(self, total: int, label: str, enabled: bool) -> None:
+        self._progress: Any = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
+                                      TimeRemainingColumn(), transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task(label, total=total)
+
+    def advance(self, k: int) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task, k)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
