@@ -52,7 +52,7 @@ class TowerSpec(_Strict):
 class FusionSpec(_Strict):
     kind: Literal["early", "late", "cross_attention"] = "late"
     # late fusion: how pooled embeddings are combined
-    combine: Literal["concat", "sum", "gated"] = "concat"
+    combine: Literal["concat", "sum", "gated", "product"] = "concat"
     hidden_dim: int = Field(256, ge=1)
     num_layers: int = Field(1, ge=1)
     num_heads: int = Field(4, ge=1)

@@ -1,8 +1,10 @@
 """Fusion modules: combine several towers' outputs into one vector for the heads.
 
 - ``LateFusion``: pooled embeddings combined by ``concat``, ``sum`` (after a projection to a
-  shared width) or ``gated`` (a learned softmax gate over modalities of tanh projections, a
-  gated multimodal unit generalised to N inputs).
+  shared width), ``gated`` (a learned softmax gate over modalities of tanh projections, a
+  gated multimodal unit generalised to N inputs) or ``product`` (the elementwise product of
+  tanh projections: low-rank bilinear pooling, so even a linear head sees how the modalities
+  interact, which concat and sum cannot show it).
 - ``EarlyFusion``: every modality's token sequence projected to one width, tagged with a
   learned modality embedding, concatenated behind a CLS token into a joint transformer.
 - ``CrossAttentionFusion``: the ``query`` modality's tokens attend to the ``context``
@@ -44,13 +46,13 @@ class LateFusion(Fusion):
         self.dropout = nn.Dropout(dropout)
         if combine == "concat":
             self.output_dim = sum(dims.values())
-        elif combine in ("sum", "gated"):
+        elif combine in ("sum", "gated", "product"):
             self.proj = nn.ModuleDict({m: nn.Linear(d, hidden_dim) for m, d in dims.items()})
             self.output_dim = hidden_dim
             if combine == "gated":
                 self.gate = nn.Linear(sum(dims.values()), len(dims))
         else:
-            raise ModelError(f"unknown late-fusion combine {combine!r} (concat, sum, gated)")
+            raise ModelError(f"unknown late-fusion combine {combine!r} (concat, sum, gated, product)")
 
     def forward(self, pooled: dict[str, torch.Tensor], tokens: Tokens) -> torch.Tensor:
         xs = [pooled[m] for m in self.order]
@@ -59,6 +61,8 @@ class LateFusion(Fusion):
         projected = torch.stack([self.proj[m](x) for m, x in zip(self.order, xs, strict=True)], 1)  # (B, M, H)
         if self.combine == "sum":
             return self.dropout(projected.sum(1))
+        if self.combine == "product":
+            return self.dropout(torch.tanh(projected).prod(1))
         weights = torch.softmax(self.gate(torch.cat(xs, -1)), -1).unsqueeze(-1)  # (B, M, 1)
         return self.dropout((weights * torch.tanh(projected)).sum(1))
 
