@@ -107,3 +107,26 @@ def test_fusion_model_round_trip(tmp_path, find_pickles) -> None:  # type: ignor
     assert isinstance(loaded, FusionModel) and loaded.heads["label"].labels == ["a", "b", "c"]
     with torch.no_grad():
         assert torch.equal(model(batch)["logits"]["label"], loaded(batch)["logits"]["label"])
+
+
+@pytest.mark.parametrize(("combine", "solvable"), [("product", True), ("concat", False)])
+def test_product_fusion_lets_a_linear_head_model_interactions(combine: str, solvable: bool) -> None:
+    """XOR of two modalities' signs: no linear head on concatenated features gets all four
+    cases right; one on the product of tanh projections does."""
+    from polymodal.models.fusion import LateFusion
+
+    torch.manual_seed(0)
+    a = torch.tensor([[1.0], [1.0], [-1.0], [-1.0]])
+    b = torch.tensor([[1.0], [-1.0], [1.0], [-1.0]])
+    y = torch.tensor([1, 0, 0, 1])
+    fusion = LateFusion({"image": 1, "text": 1}, combine=combine, hidden_dim=8)
+    head = torch.nn.Linear(fusion.output_dim, 2)
+    opt = torch.optim.Adam([*fusion.parameters(), *head.parameters()], lr=0.05)
+    for _ in range(300):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(head(fusion({"image": a, "text": b}, {})), y)
+        loss.backward()
+        opt.step()
+    accuracy = (head(fusion({"image": a, "text": b}, {})).argmax(-1) == y).float().mean().item()
+    assert (accuracy == 1.0) is solvable
+    assert fusion.output_dim == (8 if combine == "product" else 2)
