@@ -70,6 +70,15 @@ def test_multilabel_column_gives_map_and_f1(tmp_path: Path) -> None:
     assert r.metrics["macro_f1"].value == pytest.approx(1.0)
 
 
+def test_a_single_head_names_the_label_column(tmp_path: Path) -> None:
+    class OneHead(MeanColourClassifier):
+        heads = nn.ModuleDict({"tags": nn.Identity()})
+
+    # no label_column given: the model's only head says which column it predicts
+    r = evaluate(OneHead("tags"), "classification", _data(tmp_path), bootstrap=0)
+    assert set(r.metrics) == {"mAP", "macro_f1", "micro_f1"}
+
+
 def test_model_without_head_is_a_model_error(tmp_path: Path) -> None:
     class Plain:
         def encode(self, modality: str, items: list[Any]) -> np.ndarray:

@@ -70,7 +70,10 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the metrics object as JSON."),
         out: Path | None = typer.Option(None, "--out", help="Where to write the result JSON (default: beside the model)."),
         template: list[str] | None = typer.Option(None, "--template", help="Zero-shot prompt template (repeatable), e.g. 'a photo of a {}.'"),
-        label_column: str = typer.Option("label", "--label-column", help="Label column for classification tasks."),
+        label_column: str | None = typer.Option(
+            None, "--label-column",
+            help="Label column (default: the column of the model's only head, else 'label').",
+        ),
         bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals."),
         no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
     ) -> None:
@@ -82,7 +85,7 @@ def register(app: typer.Typer) -> None:
             opts: dict[str, object] = {}
             if template:
                 opts["templates"] = list(template)
-            if task != "retrieval":
+            if task != "retrieval" and label_column is not None:
                 opts["label_column"] = label_column
             get_task(task)
             with _encoding_progress() as progress:

@@ -102,18 +102,26 @@ def predict_scores(
     return np.concatenate(outs, axis=0)
 
 
+def default_label_column(model: Any) -> str:
+    """The column of a model's only head (e.g. ``answer``), else ``label``."""
+    heads = getattr(model, "heads", None)
+    names = list(heads.keys()) if heads is not None else []
+    return names[0] if len(names) == 1 else "label"
+
+
 def run_classification(
     model: Any,
     data: EvalData,
     split: str = "test",
     *,
-    label_column: str = "label",
+    label_column: str | None = None,
     n_boot: int = DEFAULT_BOOTSTRAP,
     seed: int = 0,
     batch_size: int = 32,
     cache: Any = None,  # predictions come from the head, not cached embeddings
     progress: Any = None,
 ) -> TaskResult:
+    label_column = label_column or default_label_column(model)
     rows = [r for r in data.split_rows(split) if r.get(label_column) not in (None, "")]
     if not rows:
         raise DataError(f"{data.name}: no rows with a {label_column!r} label in split {split!r}")
