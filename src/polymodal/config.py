@@ -138,7 +138,7 @@ class DataConfig(_Strict):
     exclude_labels: list[str] | None = None
     # class-folder trees are split by this seeded ratio (train, val, test)
     split_ratio: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    limit: int | None = Field(None, ge=1)  # cap rows per split (quick runs)
+    limit: int | None = Field(None, ge=1)  # cap rows per split: a seeded sample (quick runs)
     batch_size: int = Field(32, ge=1)
     eval_batch_size: int | None = None
     num_workers: int = Field(0, ge=0)

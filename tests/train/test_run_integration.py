@@ -151,3 +151,16 @@ def test_fallback_towers_apply_only_when_the_fallback_is_used(monkeypatch: pytes
     # the preset loads here, so its own towers stay and fallback_towers are ignored
     kept = build_model(ModelConfig(preset="tiny-dual", fallback="tiny-dual", fallback_towers=small, kind="dual"))
     assert kept.towers["image"].encoder.image_size != 24
+
+
+def test_data_limit_is_a_seeded_sample_in_manifest_order(shapes: Path, tmp_path: Path) -> None:
+    from polymodal.train.run import build_parts
+
+    rows = [json.loads(line) for line in shapes.read_text().splitlines()]
+    train_ids = [r["id"] for r in rows if r["split"] == "train"]
+    cfg = _cfg(shapes, data={"manifest": str(shapes), "image": {"size": 64}, "limit": 10})
+    first = [r["id"] for r in build_parts(cfg, tmp_path / "a")["train"].dataset.rows]
+    again = [r["id"] for r in build_parts(cfg, tmp_path / "b")["train"].dataset.rows]
+    assert first == again and len(first) == 10
+    assert first != train_ids[:10]  # not simply the first rows
+    assert first == [i for i in train_ids if i in set(first)]  # manifest order kept

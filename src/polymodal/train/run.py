@@ -87,7 +87,12 @@ def build_parts(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
             chosen = [r for r in chosen if str(r.get("label")) in dc.include_labels]
         if dc.exclude_labels is not None:
             chosen = [r for r in chosen if str(r.get("label")) not in dc.exclude_labels]
-        return chosen[: dc.limit] if dc.limit else chosen
+        if not dc.limit or len(chosen) <= dc.limit:
+            return chosen
+        # a seeded sample in manifest order: the first N rows of a class-sorted manifest
+        # would be one class
+        keep = sorted(random.Random(f"{cfg.train.seed}:{name}").sample(range(len(chosen)), dc.limit))
+        return [chosen[i] for i in keep]
 
     train_rows, val_rows = split(dc.train_split), split(dc.val_split)
     if not train_rows:
