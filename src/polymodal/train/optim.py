@@ -8,8 +8,8 @@ decaying them pulls scales/offsets towards zero, which hurts more than it regula
 from __future__ import annotations
 
 import math
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
