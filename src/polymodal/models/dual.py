@@ -27,7 +27,7 @@ from torch import nn
 from polymodal.errors import ModelError
 from polymodal.models.cpu_fast import pack_linears, worker_plan
 from polymodal.models.hub import PretrainedMixin
-from polymodal.models.towers import Tower, tower_from_saved
+from polymodal.models.towers import Tower, move, tower_from_saved
 
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP's clamp: temperature never below 0.01
 
@@ -38,14 +38,6 @@ def cpu_supports_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
-
-
-def move(inputs: Any, device: torch.device) -> Any:
-    if isinstance(inputs, torch.Tensor):
-        return inputs.to(device)
-    if isinstance(inputs, dict):
-        return {k: move(v, device) for k, v in inputs.items()}
-    return inputs
 
 
 def to_bf16(inputs: Any) -> Any:

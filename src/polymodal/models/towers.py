@@ -90,6 +90,15 @@ class PooledFeatures:
         return int(self.values.shape[0])
 
 
+def move(inputs: Any, device: torch.device) -> Any:
+    """Tensors (also inside dicts) and ``PooledFeatures`` on ``device``; anything else as is."""
+    if isinstance(inputs, torch.Tensor | PooledFeatures):
+        return inputs.to(device)
+    if isinstance(inputs, dict):
+        return {k: move(v, device) for k, v in inputs.items()}
+    return inputs
+
+
 class Tower(nn.Module):
     """One modality's encoder + dropout + projection (identity when no projection is asked)."""
 

@@ -21,8 +21,9 @@ import torch
 from torch import nn
 
 from polymodal.config import DataConfig
+from polymodal.data.builtin._common import progress as progress_bar
 from polymodal.data.loader import MultimodalDataset, make_collate
-from polymodal.models.towers import PooledFeatures
+from polymodal.models.towers import PooledFeatures, move
 
 # features are kept in memory; past this many bytes per modality the run falls back to
 # encoding every batch (the message says so)
@@ -69,53 +70,23 @@ def precompute_features(
     collate = make_collate({modality: tower.preprocess}, {})
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate,
                                          num_workers=data_cfg.num_workers)
-    bar = _Bar(len(rows), f"caching {modality} features", progress)
     store: dict[str, torch.Tensor] = {}
     was_training = tower.encoder.training
     tower.encoder.eval()
     device = next(tower.parameters()).device
     try:
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        with progress_bar(len(rows) if progress else 0, f"caching {modality} features") as advance, \
+                torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             for batch in loader:
-                inputs = _to(batch[modality], device)
-                feats = tower.encoder(inputs).float().cpu()
-                for rid, row in zip(batch["id"], feats, strict=True):
-                    store[rid] = row.clone()
-                bar.advance(len(batch["id"]))
+                feats = tower.encoder(move(batch[modality], device)).float().cpu()
+                # clones, not views: a view would keep (and pickle) its whole batch
+                store.update((rid, row.clone()) for rid, row in zip(batch["id"], feats, strict=True))
+                advance(len(batch["id"]))
     finally:
         tower.encoder.train(was_training)
-        bar.stop()
     return store
 
 
 def stack_features(raw: list[torch.Tensor]) -> PooledFeatures:
     """The collate step for a cached modality: the samples' stored features as one batch."""
     return PooledFeatures(torch.stack(raw))
-
-
-def _to(inputs: Any, device: torch.device) -> Any:
-    if isinstance(inputs, torch.Tensor):
-        return inputs.to(device)
-    if isinstance(inputs, dict):
-        return {k: _to(v, device) for k, v in inputs.items()}
-    return inputs
-
-
-class _Bar:
-    def __init__(self, total: int, label: str, enabled: bool) -> None:
-        self._progress: Any = None
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._progress = Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
-                                      TimeRemainingColumn(), transient=True)
-            self._progress.start()
-            self._task = self._progress.add_task(label, total=total)
-
-    def advance(self, k: int) -> None:
-        if self._progress is not None:
-            self._progress.advance(self._task, k)
-
-    def stop(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()

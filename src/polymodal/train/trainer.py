@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 
 from polymodal.config import RunConfig
 from polymodal.errors import TrainingError
-from polymodal.models.towers import PooledFeatures
+from polymodal.models.towers import move
 from polymodal.train import checkpoint as ckpt
 from polymodal.train import order
 from polymodal.train.callbacks import EarlyStopping, MetricsLog
@@ -75,14 +75,6 @@ def _objective_state(objective: Any) -> dict[str, torch.Tensor]:
     if not isinstance(objective, torch.nn.Module):
         return {}
     return {k: p.detach() for k, p in objective.named_parameters() if p.requires_grad}
-
-
-def _to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor | PooledFeatures):
-        return batch.to(device)
-    if isinstance(batch, dict):
-        return {k: _to_device(v, device) for k, v in batch.items()}
-    return batch
 
 
 def _fault_point() -> tuple[int, int] | None:
@@ -243,7 +235,7 @@ class Trainer:
         batches = [b[: len(b) - len(b) % self.world] for b in batches]
         local = [order.shard(b, self.rank, self.world) for b in batches if b]
         for batch in self._loader(self.val_data, local, self.tc.seed):
-            yield _to_device(batch, self.acc.device)
+            yield move(batch, self.acc.device)
 
     def run_eval(self) -> dict[str, float]:
         if self.val_data is None or len(self.val_data.dataset) < self.world:
@@ -273,7 +265,7 @@ class Trainer:
     def _step(self, micro: Iterator[dict[str, Any]], n_micro: int, fault: tuple[int, int] | None) -> float:
         losses, ids = [], []
         for i in range(n_micro):
-            batch = _to_device(next(micro), self.acc.device)
+            batch = move(next(micro), self.acc.device)
             sync = contextlib.nullcontext() if i == n_micro - 1 else self.acc.no_sync(self.model)
             with sync:
                 with self.acc.autocast():
