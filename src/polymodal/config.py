@@ -197,7 +197,9 @@ class TrainConfig(_Strict):
     max_steps: int | None = Field(None, ge=1)
     grad_accum: int = Field(1, ge=1)
     max_grad_norm: float | None = Field(1.0, gt=0)
-    mixed_precision: Literal["no", "bf16", "fp16", "auto"] = "no"
+    # auto: bf16 on a GPU that has it (else fp16); on a CPU bf16 only where a measured probe
+    # finds it faster than float32 (runtime/precision.py); "no" is float32
+    mixed_precision: Literal["no", "bf16", "fp16", "auto"] = "auto"
     gradient_checkpointing: bool = False
     seed: int = 0
     log_every: int = Field(10, ge=1)

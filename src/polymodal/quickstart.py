@@ -150,7 +150,7 @@ def align_config(manifest: Path, plan: Plan) -> Any:
                   # LoRA moves MiniLM gently (its semantics carry the held-out classes); projections fast
                   "epochs": plan.align_epochs, "lr": plan.align_lr / 10, "head_lr": plan.align_lr,
                   "warmup_ratio": 0.1,
-                  "schedule": "cosine", "mixed_precision": "bf16", "log_every": 5,
+                  "schedule": "cosine", "mixed_precision": "auto", "log_every": 5,
                   "early_stopping_metric": "val/loss", "early_stopping_mode": "min"},
     }, source="quickstart alignment")
 
@@ -168,7 +168,7 @@ def fusion_config(manifest: Path, plan: Plan) -> Any:
         "objective": {"kind": "classification"},
         "train": {"strategy": "lora", "locked_towers": ["image"], "lora": {"r": 8, "alpha": 16, "towers": ["text"]},
                   "epochs": plan.fusion_epochs, "lr": plan.fusion_lr, "warmup_ratio": 0.1, "schedule": "cosine",
-                  "mixed_precision": "bf16", "log_every": 5,
+                  "mixed_precision": "auto", "log_every": 5,
                   "early_stopping_metric": "val/accuracy", "early_stopping_mode": "max"},
     }, source="quickstart fusion")
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from polymodal.models import cpu_fast
-from polymodal.models.dual import EmbeddingModel, cpu_supports_bf16
+from polymodal.models.dual import EmbeddingModel
 from polymodal.models.towers import build_tower
 
 needs_packing = pytest.mark.skipif(not cpu_fast.packed_linear_works(), reason="no prepacked bf16 linear on this CPU")
@@ -90,8 +90,6 @@ def test_text_lengths_are_token_counts(bert_model):
 
 @pytest.mark.parametrize("bf16", [False, True])
 def test_threaded_encode_equals_one_batch_at_a_time(bert_model, monkeypatch, bf16):
-    if bf16 and not cpu_supports_bf16():
-        pytest.skip("no native bf16 on this CPU")
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

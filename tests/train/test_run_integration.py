@@ -51,7 +51,9 @@ def test_locked_tower_features_are_computed_once_before_training(shapes: Path, t
     from polymodal.models.towers import PooledFeatures
     from polymodal.train.run import build_parts
 
-    cfg = _cfg(shapes, train={"strategy": "locked", "locked_towers": ["image"], "progress": False})
+    # float32 pinned: the comparison below is with a float32 forward pass
+    cfg = _cfg(shapes, train={"strategy": "locked", "locked_towers": ["image"], "progress": False,
+                              "mixed_precision": "no"})
     parts = build_parts(cfg, tmp_path)
     model = parts["model"]
     tower = model.towers["image"]

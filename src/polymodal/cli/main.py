@@ -41,6 +41,10 @@ def _root(
     ),
 ) -> None:
     """polymodal command line."""
+    from polymodal.runtime.cpu import configure_threads
+
+    # torch counts the host's cores; a container's quota or a taskset mask may allow fewer
+    configure_threads()
 
 
 for _name in COMMAND_MODULES:

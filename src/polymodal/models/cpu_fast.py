@@ -98,8 +98,13 @@ def pack_linears(module: nn.Module) -> int:
 
 
 def worker_plan(n_batches: int, device: torch.device) -> tuple[int, int]:
-    """(worker threads, intra-op threads each) for ``n_batches`` batches on ``device``."""
-    threads = torch.get_num_threads()
+    """(worker threads, intra-op threads each) for ``n_batches`` batches on ``device``.
+
+    Threads are counted from the cores this process may use (affinity mask, cgroup quota),
+    never more than torch's own setting."""
+    from polymodal.runtime.cpu import usable_threads
+
+    threads = usable_threads()
     if device.type != "cpu" or n_batches < 2 or threads < 2:
         return 1, threads
     workers = min(threads, MAX_WORKERS, n_batches)

@@ -1,9 +1,9 @@
 """Embedding models: one tower (``EmbeddingModel``) or N >= 2 towers in one space (``DualEncoder``).
 
 ``encode(modality, items)`` is the fast inference path: inference mode, items sorted by
-length so batches carry little padding (order restored afterwards), and bf16 on CPUs that do
-bf16 matmul natively, for towers whose encoder is ``bf16_safe`` (measured within cosine 0.999
-of fp32); ``bf16=False`` or ``model.encode_bf16 = False`` turns it off. Encoders marked
+length so batches carry little padding (order restored afterwards), and bf16 where
+``runtime.precision.decide_precision`` finds it fast (a measured CPU probe, or a GPU with
+bf16), for towers whose encoder is ``bf16_safe`` (measured within cosine 0.999 of fp32); ``bf16=False`` or ``model.encode_bf16 = False`` turns it off. Encoders marked
 ``bf16_weights`` run from a cached bf16 copy of their weights (autocast re-casts every
 activation and gained nothing on MiniLM; real bf16 weights ran ~2.5x faster); the others run
 under bf16 autocast.
@@ -16,7 +16,6 @@ import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +27,9 @@ from polymodal.errors import ModelError
 from polymodal.models.cpu_fast import pack_linears, worker_plan
 from polymodal.models.hub import PretrainedMixin
 from polymodal.models.towers import Tower, move, tower_from_saved
+from polymodal.runtime.precision import decide_precision
 
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP's clamp: temperature never below 0.01
-
-
-@lru_cache(maxsize=1)
-def cpu_supports_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def to_bf16(inputs: Any) -> Any:
@@ -126,8 +118,8 @@ class EmbeddingModel(PretrainedMixin, nn.Module):
         dev = torch.device(device) if device is not None else next(self.parameters()).device
         if device is not None:
             self.to(dev)
-        if bf16 is None:
-            bf16 = self.encode_bf16 and tower.encoder.bf16_safe and dev.type == "cpu" and cpu_supports_bf16()
+        if bf16 is None:  # the one precision decision (a CPU probe, or the GPU's support)
+            bf16 = self.encode_bf16 and tower.encoder.bf16_safe and decide_precision("auto", dev).bf16
         fast = self._bf16_encoder(tower) if bf16 and dev.type == "cpu" else None
         out = torch.empty(len(items), tower.output_dim)
         lengths = tower.encoder.item_lengths(items)

@@ -14,6 +14,7 @@ import torch
 
 from polymodal.config import RunConfig, dump_config
 from polymodal.errors import TrainingError
+from polymodal.runtime.precision import PrecisionDecision, decide_precision
 from polymodal.train import checkpoint as ckpt
 from polymodal.train.strategies import apply_strategy, find_towers, merge_lora, save_adapters
 from polymodal.train.trainer import DataSplit, Trainer, TrainResult
@@ -29,18 +30,47 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def make_accelerator(cfg: RunConfig) -> Any:
+def fp32_reason(model: torch.nn.Module) -> str | None:
+    """Why bf16 autocast would slow this model's training on a CPU, or None.
+
+    Convolutional encoders that train (fully, top-k or through adapters) ran slower under bf16
+    autocast even on an AMX CPU (EfficientNet-Lite0 step 1.31 vs 1.00 s); their encoders say so
+    by not being ``bf16_safe``. Frozen towers do not count: their work is inference.
+    """
+    for modality, tower in find_towers(model).items():
+        encoder = getattr(tower, "encoder", None)
+        if encoder is None or not any(p.requires_grad for p in encoder.parameters()):
+            continue
+        if not getattr(encoder, "bf16_safe", False):
+            return f"the {modality} tower trains and is not bf16-safe (convolutional: slower under bf16 autocast)"
+    return None
+
+
+def choose_precision(cfg: RunConfig, model: torch.nn.Module | None = None) -> PrecisionDecision:
+    """The run's precision: ``train.mixed_precision`` resolved by the one runtime decision."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    decision = decide_precision(cfg.train.mixed_precision, device)
+    why_not = fp32_reason(model) if model is not None else None
+    if cfg.train.mixed_precision == "auto" and device == "cpu" and decision.bf16 and why_not:
+        return PrecisionDecision("no", "auto", device, f"auto: float32 because {why_not}", decision.probe)
+    return decision
+
+
+def make_accelerator(cfg: RunConfig, decision: PrecisionDecision | None = None) -> Any:
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
     from accelerate.utils import DistributedDataParallelKwargs
 
-    mp = cfg.train.mixed_precision
-    if mp == "auto":
-        mp = "bf16" if not torch.cuda.is_available() or torch.cuda.is_bf16_supported() else "fp16"
-    if mp == "fp16" and not torch.cuda.is_available():
-        raise TrainingError("train.mixed_precision=fp16 needs a GPU; use bf16 on a CPU")
+    decision = decision or choose_precision(cfg)
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision") not in (None, decision.mixed_precision):
+        # Accelerate keeps one precision per process; a second run in the same process (a
+        # notebook, the quickstart) may resolve to another. Its process group is kept.
+        AcceleratorState._reset_state()
     # HF encoders often carry parameters a pooling choice never uses (e.g. BERT's pooler)
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-    return Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available(), kwargs_handlers=[ddp])
+    return Accelerator(mixed_precision=decision.mixed_precision, cpu=not torch.cuda.is_available(),
+                       kwargs_handlers=[ddp])
 
 
 def _label_columns(cfg: RunConfig, manifest_columns: list[str]) -> list[str]:
@@ -98,6 +128,7 @@ def build_parts(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     if not train_rows:
         raise TrainingError(f"{dc.manifest}: no valid rows in split {dc.train_split!r}")
     strategy = apply_strategy(model, cfg.train)
+    precision = choose_precision(cfg, model)
     features: dict[str, dict[str, Any]] = {}
     if cfg.train.cache_frozen_features:
         from polymodal.train.feature_cache import cacheable_modalities, precompute_features
@@ -105,9 +136,11 @@ def build_parts(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
         for modality in cacheable_modalities(model, towers, strategy.frozen_modules, dc.image.augment):
             if modality not in modalities:
                 continue
+            # frozen features are inference: bf16 only where the run is bf16 and the tower is safe in it
+            bf16 = precision.bf16 and bool(getattr(towers[modality].encoder, "bf16_safe", False))
             store = precompute_features(towers[modality], modality, train_rows + val_rows, manifest.root, dc,
                                         batch_size=dc.eval_batch_size or dc.batch_size,
-                                        bf16=cfg.train.mixed_precision == "bf16", progress=cfg.train.progress)
+                                        bf16=bf16, progress=cfg.train.progress)
             if store is not None:
                 features[modality] = store
     # a model remembers which manifest columns fed its towers, so evaluation reads the same ones
@@ -131,7 +164,7 @@ def build_parts(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
         "model": model, "objective": objective, "strategy": strategy, "label_columns": label_columns,
         "train": DataSplit(train_ds, collate, dc.num_workers),
         "val": DataSplit(val_ds, collate, dc.num_workers) if val_rows else None,
-        "fingerprint": fingerprint, "label_spaces": label_spaces,
+        "fingerprint": fingerprint, "label_spaces": label_spaces, "precision": precision,
     }
 
 
@@ -150,8 +183,11 @@ def export_model(model: torch.nn.Module, out: Path) -> None:
 
 def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False, force: bool = False) -> TrainResult:
     """Train ``cfg`` into ``out_dir``; ``resume`` continues from the newest complete checkpoint."""
+    from accelerate import PartialState
+
     run_dir = Path(out_dir)
-    accelerator = make_accelerator(cfg)
+    # the Accelerator comes after the model: its precision depends on which towers train
+    state = PartialState(cpu=not torch.cuda.is_available())
     ckpt_root = run_dir / "checkpoints"
     resume_path = None
     if resume:
@@ -162,7 +198,7 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False, force: bool
         if not force:
             raise TrainingError(f"{run_dir} already holds checkpoints; pass --resume to continue "
                                 "or --force to start over")
-        if accelerator.is_main_process:
+        if state.is_main_process:
             shutil.rmtree(ckpt_root)
             for name in ("metrics.jsonl", "tb", "model"):
                 target = run_dir / name
@@ -170,12 +206,18 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False, force: bool
                     shutil.rmtree(target)
                 elif target.exists():
                     target.unlink()
-        accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
+        state.wait_for_everyone()
+    if state.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         dump_config(cfg, run_dir / "config.yaml")
-    accelerator.wait_for_everyone()
+    state.wait_for_everyone()
     parts = build_parts(cfg, run_dir)
+    precision: PrecisionDecision = parts["precision"]
+    accelerator = make_accelerator(cfg, precision)
+    if accelerator.is_main_process:
+        (run_dir / "precision.json").write_text(json.dumps(precision.to_json(), indent=2) + "\n", encoding="utf-8")
+        print(f"precision: {'float32' if precision.mixed_precision == 'no' else precision.mixed_precision} "
+              f"({precision.reason})", flush=True)
     if cfg.train.gradient_checkpointing:
         for modality, tower in find_towers(parts["model"]).items():
             # the HF model is the encoder itself or the adapter's `.model`
@@ -187,7 +229,7 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False, force: bool
             enable()
     trainer = Trainer(cfg, parts["model"], parts["objective"], parts["train"], parts["val"], run_dir,
                       parts["strategy"], parts["fingerprint"], parts["label_columns"], accelerator,
-                      export=export_model)
+                      export=export_model, precision=precision)
     if accelerator.is_main_process:
         print(parts["strategy"].summary(), flush=True)
     result = trainer.fit(resume_path, force)

@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 from polymodal.config import RunConfig
 from polymodal.errors import TrainingError
 from polymodal.models.towers import move
+from polymodal.runtime.precision import PrecisionDecision
 from polymodal.train import checkpoint as ckpt
 from polymodal.train import order
 from polymodal.train.callbacks import EarlyStopping, MetricsLog
@@ -93,7 +94,8 @@ class Trainer:
     def __init__(self, cfg: RunConfig, model: torch.nn.Module, objective: Callable[[Any, Any], Any],
                  train_data: DataSplit, val_data: DataSplit | None, run_dir: str | Path,
                  strategy: StrategyReport, fingerprint: dict[str, str], label_columns: list[str],
-                 accelerator: Any, export: Callable[[torch.nn.Module, Path], None] | None = None) -> None:
+                 accelerator: Any, export: Callable[[torch.nn.Module, Path], None] | None = None,
+                 precision: PrecisionDecision | None = None) -> None:
         self.cfg, self.tc = cfg, cfg.train
         self.acc = accelerator
         self.raw_model = model
@@ -105,6 +107,7 @@ class Trainer:
         self.fingerprint = fingerprint
         self.label_columns = label_columns
         self.export = export
+        self.precision = precision
         self.world, self.rank = accelerator.num_processes, accelerator.process_index
         self.main = accelerator.is_main_process
         bs = cfg.data.batch_size
@@ -318,7 +321,8 @@ class Trainer:
         if resume_path is None:
             self.log.log("start", 0, {"processes": self.world, "strategy": self.strategy.strategy,
                                       "trainable": self.strategy.trainable, "total": self.strategy.total,
-                                      "steps": self.total_steps, "mixed_precision": self.tc.mixed_precision})
+                                      "steps": self.total_steps, "mixed_precision": self.acc.mixed_precision,
+                                      "precision": self.precision.to_json() if self.precision else None})
         # SIGTERM (and Ctrl-C) finish the step, checkpoint, and leave cleanly
         previous = {sig: signal.signal(sig, self._on_sigterm) for sig in (signal.SIGTERM, signal.SIGINT)} \
             if self._can_trap() else {}
