@@ -166,3 +166,48 @@ def test_more_hf_audio_families(tmp_path):  # type: ignore[no-untyped-def]
         assert pooled.shape == (2, 32) and torch.isfinite(pooled).all(), name
         if name == "whisper":  # 30 s window -> 1500 positions, only ~0.25 s / 0.56 s of them valid
             assert tokens.shape[1] == 1500 and 0 < int(mask[0].sum()) < int(mask[1].sum()) < 100
+
+
+def test_repeated_token_sequences_run_once_with_the_same_result_and_gradients() -> None:
+    """A batch with repeats runs each distinct sequence once; outputs and gradients equal the
+    plain pass (eval mode; in training, repeats would share a dropout mask)."""
+    from polymodal.models.build import build_preset
+
+    tower = build_preset("tiny-dual").tower("text")
+    texts = ["a red circle", "two blue squares on the left", "a red circle", "x", "two blue squares on the left"]
+    inputs = tower.preprocess(texts)
+    calls: list[int] = []
+    tower.encoder.register_forward_hook(lambda _m, args, _o: calls.append(int(args[0]["input_ids"].shape[0])))
+    tower.eval()
+    grads = {}
+    outs = {}
+    weight = None
+    for dedupe in (False, True):
+        tower.dedupe_inputs = dedupe
+        tower.zero_grad()
+        out = tower(inputs)
+        if weight is None:  # a fixed random readout, so every output row gets its own gradient
+            weight = torch.randn(out.shape, generator=torch.Generator().manual_seed(0))
+        (out * weight).sum().backward()
+        outs[dedupe] = out.detach()
+        grads[dedupe] = {n: p.grad.clone() for n, p in tower.named_parameters() if p.grad is not None}
+    assert calls == [5, 3]  # the second pass ran the three distinct sequences only
+    torch.testing.assert_close(outs[True], outs[False], atol=1e-6, rtol=1e-5)
+    assert grads[True].keys() == grads[False].keys() and grads[True]
+    for name in grads[True]:
+        torch.testing.assert_close(grads[True][name], grads[False][name], atol=1e-5, rtol=1e-4)
+
+
+def test_unique_rows_keep_batch_order_and_trim_padding() -> None:
+    from polymodal.models.towers import unique_token_rows
+
+    ids = torch.tensor([[1, 5, 2, 0], [1, 7, 8, 2], [1, 5, 2, 0], [1, 5, 2, 0]])
+    mask = (ids != 0).long()
+    found = unique_token_rows({"input_ids": ids, "attention_mask": mask})
+    assert found is not None
+    sub, index = found
+    assert sub["input_ids"].tolist() == [[1, 5, 2, 0], [1, 7, 8, 2]]
+    assert index.tolist() == [0, 1, 0, 0]
+    found = unique_token_rows({"input_ids": ids[[0, 2]], "attention_mask": mask[[0, 2]]})
+    assert found is not None and found[0]["input_ids"].tolist() == [[1, 5, 2]]  # padding column trimmed
+    assert unique_token_rows({"input_ids": ids[:2], "attention_mask": mask[:2]}) is None  # nothing repeats
