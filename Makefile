@@ -25,8 +25,10 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
+# two workers (or one per core): the slow tests are subprocess runs that mostly wait on imports
+# and single-threaded Python; whole files stay on one worker so module fixtures run once
 pytest: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 test: lint pytest
 

@@ -7,10 +7,12 @@ Trainer gets a small ``nn.Module`` doing exactly that, its head initialised with
 weights polymodal's classifier starts from -- so the accuracy columns compare the engines.
 Both truncate at the model's 256 tokens and pad each batch to its longest text.
 
-polymodal runs with bf16 autocast and length bucketing (``train.mixed_precision=bf16``,
+polymodal runs with its default precision and length bucketing (``train.mixed_precision=auto``:
+bf16 only where this CPU runs it natively, by the project's measured probe;
 ``data.length_bucketing=true``); the Trainer runs with its defaults (fp32, random sampling),
-as a user would get it. ``--hf-tuned`` adds a third run: the Trainer with ``bf16=True`` and
-``train_sampling_strategy="group_by_length"``, the same two levers pulled on its side.
+as a user would get it. ``--hf-tuned`` adds a third run: the Trainer tuned the same way
+(``bf16=True`` where the same probe says bf16 is native, and
+``train_sampling_strategy="group_by_length"``). Force a CPU class with ``POLYMODAL_CPU_BF16``.
 
     .venv/bin/python benchmarks/train_vs_hf_trainer/run.py [--n 2000] [--epochs 1] [--batch 32] [--hf-tuned]
 """
@@ -46,7 +48,7 @@ def run_polymodal(manifest: Path, out: Path, args: argparse.Namespace) -> dict:
                  "length_bucketing": not args.no_bucketing},
         "objective": {"kind": "classification"},
         "train": {"strategy": "full", "lr": args.lr, "epochs": args.epochs, "schedule": "linear",
-                  "weight_decay": 0.0, "mixed_precision": "no" if args.fp32 else "bf16", "seed": args.seed, "progress": False,
+                  "weight_decay": 0.0, "mixed_precision": "no" if args.fp32 else "auto", "seed": args.seed, "progress": False,
                   "eval_every": None, "checkpoint_every": None,
                   "early_stopping_metric": "val/accuracy", "early_stopping_mode": "max", "log_every": 1},
     })
@@ -57,8 +59,9 @@ def run_polymodal(manifest: Path, out: Path, args: argparse.Namespace) -> dict:
         raise SystemExit("polymodal run was interrupted (SIGTERM)")
     events = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     train_events = [e for e in events if e["event"] == "train"]
+    precision = json.loads((out / "precision.json").read_text())
     return {"samples_per_s": train_events[-1]["samples_per_s"], "accuracy": result.final_metrics["val/accuracy"],
-            "wall_s": wall}
+            "wall_s": wall, "precision": precision["mixed_precision"], "precision_reason": precision["reason"]}
 
 
 def _initial_head(num_labels: int, seed: int) -> dict[str, torch.Tensor]:
@@ -115,12 +118,14 @@ def run_hf_trainer(manifest: Path, out: Path, args: argparse.Namespace) -> dict:
                  "labels": index[r["label"]]} for i, r in enumerate(rows)]
 
     model = MeanPoolClassifier(path, len(labels), _initial_head(len(labels), args.seed))
+    from polymodal.runtime.precision import cpu_bf16_fast
+
     tuned = args.only == "hf-tuned"
     targs = TrainingArguments(output_dir=str(out), per_device_train_batch_size=args.batch,
                               per_device_eval_batch_size=args.batch, num_train_epochs=args.epochs,
                               learning_rate=args.lr, lr_scheduler_type="linear", weight_decay=0.0,
                               seed=args.seed, report_to=[], save_strategy="no", logging_steps=10,
-                              use_cpu=True, disable_tqdm=True, bf16=tuned,
+                              use_cpu=True, disable_tqdm=True, bf16=tuned and cpu_bf16_fast(),
                               train_sampling_strategy="group_by_length" if tuned else "random")
 
     def metrics(pred: object) -> dict:
@@ -133,7 +138,8 @@ def run_hf_trainer(manifest: Path, out: Path, args: argparse.Namespace) -> dict:
     out_train = trainer.train()
     wall = time.perf_counter() - t0
     acc = trainer.evaluate()["eval_accuracy"]
-    return {"samples_per_s": out_train.metrics["train_samples_per_second"], "accuracy": acc, "wall_s": wall}
+    return {"samples_per_s": out_train.metrics["train_samples_per_second"], "accuracy": acc, "wall_s": wall,
+            "precision": "bf16" if targs.bf16 else "no"}
 
 
 def _cpu_model() -> str:
@@ -182,23 +188,31 @@ def main() -> None:
             load.append(os.getloadavg()[0])
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    pm, hf = results["polymodal"], results["hf"]
-    result = {"polymodal": pm, "hf_trainer": hf, "hf_trainer_tuned": results.get("hf-tuned"),
+    pm, hf, tuned = results["polymodal"], results["hf"], results.get("hf-tuned")
+    result = {"polymodal": pm, "hf_trainer": hf, "hf_trainer_tuned": tuned,
               "ratio": pm["samples_per_s"] / hf["samples_per_s"],
+              "ratio_vs_tuned": pm["samples_per_s"] / tuned["samples_per_s"] if tuned else None,
               "accuracy_gap_points": 100 * (pm["accuracy"] - hf["accuracy"]),
               "args": {k: v for k, v in vars(args).items() if k not in ("json", "only", "manifest")},
               "load_1min": load,
               "machine": {"cpu": _cpu_model(), "threads": torch.get_num_threads(),
+                          "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                          "isa_caps": {k: os.environ[k] for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY",
+                                                                  "MKL_ENABLE_INSTRUCTIONS", "POLYMODAL_CPU_BF16")
+                                       if k in os.environ},
                           "torch": torch.__version__, "python": platform.python_version()}}
     args.json.write_text(json.dumps(result, indent=1))
-    pm_name = "polymodal (" + ("fp32" if args.fp32 else "bf16 autocast") + \
+    pm_name = "polymodal (" + ("fp32" if pm["precision"] == "no" else "bf16 autocast") + \
         (", no bucketing" if args.no_bucketing else ", length bucketing") + ")"
     rows = [(pm_name, pm), ("transformers Trainer (defaults: fp32, random sampling)", hf)]
     if "hf-tuned" in results:
-        rows.append(("transformers Trainer (bf16, group_by_length)", results["hf-tuned"]))
+        tuned_name = "bf16" if results["hf-tuned"]["precision"] == "bf16" else "fp32"
+        rows.append((f"transformers Trainer (tuned: {tuned_name}, group_by_length)", results["hf-tuned"]))
     print("| runner | samples/s | val accuracy | wall s |\n|---|---|---|---|")
     for name, r in rows:
         print(f"| {name} | {r['samples_per_s']:.1f} | {100 * r['accuracy']:.1f}% | {r['wall_s']:.0f} |")
+    if tuned:
+        print(f"\nratio polymodal/tuned Trainer: {result['ratio_vs_tuned']:.2f}x")
     print(f"\nratio polymodal/Trainer: {result['ratio']:.2f}x; accuracy gap {result['accuracy_gap_points']:+.1f} points; "
           f"1-min load at start and after each runner: {', '.join(f'{x:.1f}' for x in load)}")
 

@@ -44,3 +44,15 @@ def test_console_script_runs() -> None:
         [sys.executable, "-m", "polymodal.cli.main", "--version"], capture_output=True, text=True, check=True
     )
     assert __version__ in out.stdout
+
+
+def test_errors_sent_to_a_log_file_keep_long_paths_on_one_line(tmp_path: Any) -> None:
+    """Output that is not a terminal (a log file) is not wrapped at 80 columns mid-path."""
+    deep = tmp_path / ("a-rather-long-folder-name-" * 4) / "missing-manifest.jsonl"
+    log = tmp_path / "log.txt"
+    with log.open("w") as fh:
+        proc = subprocess.run([sys.executable, "-m", "polymodal.cli.main", "data", "validate", str(deep)],
+                              stdout=fh, stderr=subprocess.STDOUT, env={"COLUMNS": "80", "PATH": ""}, check=False)
+    assert proc.returncode == 2
+    text = log.read_text()
+    assert len(str(deep)) > 80 and str(deep) in text  # whole, not broken across lines

@@ -10,8 +10,10 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: a message sent to a log file keeps its paths whole (rich would otherwise break
+# lines at 80 columns when the output is not a terminal); tables still fit the width
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate.utils import gather_object
-from sklearn.metrics import f1_score
 
 
 def _recall_hits(a: torch.Tensor, b: torch.Tensor) -> tuple[float, int]:
@@ -69,6 +68,9 @@ def evaluate(model: Any, objective: Callable[[Any, Any], Any], batches: Iterable
     for col in label_columns:
         if not preds[col]:
             continue
+        # imported here, not at the top: a second off the start of every run without labels
+        from sklearn.metrics import f1_score
+
         local = (np.concatenate(preds[col]), np.concatenate(golds[col]))
         gathered = gather_object([local]) if accelerator.num_processes > 1 else [local]
         p = np.concatenate([g[0] for g in gathered])

@@ -8,6 +8,7 @@ temperature -- is "head" territory and stays trainable under every strategy exce
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,13 +131,20 @@ def set_train_mode(model: nn.Module, report: StrategyReport) -> None:
         module.eval()
 
 
+def _peft_model_class() -> type | None:
+    """peft's ``PeftModel`` if peft is loaded; else no module can be one (importing peft costs ~3 s)."""
+    peft = sys.modules.get("peft")
+    return getattr(peft, "PeftModel", None) if peft is not None else None
+
+
 def save_adapters(model: nn.Module, out_dir: str | Path) -> list[Path]:
     """Save each LoRA-wrapped encoder's adapter (peft format) under ``out_dir/<modality>``."""
-    from peft import PeftModel
-
-    saved = []
+    peft_model = _peft_model_class()
+    saved: list[Path] = []
+    if peft_model is None:
+        return saved
     for modality, tower in find_towers(model).items():
-        if isinstance(tower.encoder, PeftModel):
+        if isinstance(tower.encoder, peft_model):
             path = Path(out_dir) / modality
             tower.encoder.save_pretrained(str(path))
             saved.append(path)
@@ -145,9 +153,10 @@ def save_adapters(model: nn.Module, out_dir: str | Path) -> list[Path]:
 
 def merge_lora(model: nn.Module) -> nn.Module:
     """Fold every LoRA adapter into its base weights; the model becomes a plain one again."""
-    from peft import PeftModel
-
+    peft_model = _peft_model_class()
+    if peft_model is None:
+        return model
     for tower in find_towers(model).values():
-        if isinstance(tower.encoder, PeftModel):
+        if isinstance(tower.encoder, peft_model):
             tower.encoder = tower.encoder.merge_and_unload()
     return model
