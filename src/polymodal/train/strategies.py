@@ -131,7 +131,7 @@ def set_train_mode(model: nn.Module, report: StrategyReport) -> None:
         module.eval()
 
 
-def _peft_model_class() -> type | None:
+def _peft_model_class() -> Any:
     """peft's ``PeftModel`` if peft is loaded; else no module can be one (importing peft costs ~3 s)."""
     peft = sys.modules.get("peft")
     return getattr(peft, "PeftModel", None) if peft is not None else None
