@@ -158,11 +158,11 @@ def trainer(impl: str, plan: Plan, folder: Path, dev: torch.device, compiled: bo
     model: Any
     if impl == "polymodal":
         import polymodal
-        from polymodal.config import ObjectiveConfig
+        from polymodal.config import ContrastiveConfig
         from polymodal.objectives import build_objective
 
         model = polymodal.load(str(folder)).to(dev).train()
-        objective = build_objective(ObjectiveConfig(kind="contrastive"), model)
+        objective = build_objective(ContrastiveConfig(), model)
         batch = {"image": images, "text": {"input_ids": ids, "attention_mask": torch.ones_like(ids)}}
         desc = {"model": "polymodal.load(random-init transformers CLIPModel folder) -> WrappedDualEncoder",
                 "objective": "polymodal ContrastiveLoss (build_objective kind=contrastive)",

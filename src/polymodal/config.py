@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator
 
 from polymodal.errors import PolymodalError
 
@@ -50,7 +50,8 @@ class TowerSpec(_Strict):
 
 
 class FusionSpec(_Strict):
-    kind: Literal["early", "late", "cross_attention"] = "late"
+    # a registered fusion kind: late, early, cross_attention (models/fusion.py), or your own
+    kind: str = "late"
     # late fusion: how pooled embeddings are combined
     combine: Literal["concat", "sum", "gated", "product"] = "concat"
     hidden_dim: int = Field(256, ge=1)
@@ -60,10 +61,13 @@ class FusionSpec(_Strict):
     query: str | None = None
     context: str | None = None
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    # settings of a registered fusion kind beyond the fields above
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 class HeadSpec(_Strict):
-    kind: Literal["classification", "multilabel", "regression"] = "classification"
+    # a registered head kind: classification, multilabel, regression (models/heads.py), or your own
+    kind: str = "classification"
     # number of outputs; filled from the data's label set when omitted
     num_outputs: int | None = None
     hidden_dim: int | None = None
@@ -151,18 +155,99 @@ class DataConfig(_Strict):
 
 # --------------------------------------------------------------------------- objective
 class ObjectiveConfig(_Strict):
-    kind: Literal["contrastive", "siglip", "classification", "multitask", "distill"] = "contrastive"
-    # contrastive: which modality pairs are aligned (default: every pair of towers)
+    """Base of every objective's own config section; ``kind`` picks the registered class.
+
+    Each kind owns its fields, so ``objective.weighting`` on a contrastive run fails naming
+    the key. New kinds register theirs with ``register_objective_config`` (the objectives
+    layer's ``register_objective`` does it for you).
+    """
+
+    kind: str = "contrastive"
+
+
+_OBJECTIVE_CONFIGS: dict[str, type[ObjectiveConfig]] = {}
+
+
+def register_objective_config(cls: type[ObjectiveConfig]) -> type[ObjectiveConfig]:
+    """Make ``objective.kind: <cls.kind default>`` parse into ``cls``; returns ``cls`` (a decorator too)."""
+    if not (isinstance(cls, type) and issubclass(cls, ObjectiveConfig)):
+        raise ConfigError(f"an objective config must subclass ObjectiveConfig, got {cls!r}")
+    kind = cls.model_fields["kind"].default
+    if not isinstance(kind, str) or not kind:
+        raise ConfigError(f"{cls.__name__}.kind needs a default naming its objective kind")
+    known = _OBJECTIVE_CONFIGS.get(kind)
+    if known is not None and known is not cls and known.__qualname__ != cls.__qualname__:
+        raise ConfigError(f"objective kind {kind!r} is already registered by {known.__name__}")
+    _OBJECTIVE_CONFIGS[kind] = cls
+    return cls
+
+
+def objective_kinds() -> list[str]:
+    return sorted(_OBJECTIVE_CONFIGS)
+
+
+def objective_config(data: dict[str, Any] | ObjectiveConfig | None = None, **fields: Any) -> ObjectiveConfig:
+    """The typed config of one objective from a mapping (``{"kind": "siglip", ...}``) or keywords."""
+    if isinstance(data, ObjectiveConfig):
+        return data
+    raw = {**(data or {}), **fields}
+    kind = raw.get("kind", ObjectiveConfig.model_fields["kind"].default)
+    cls = _OBJECTIVE_CONFIGS.get(str(kind))
+    if cls is None:
+        raise ValueError(f"unknown objective kind {kind!r} (registered: {', '.join(objective_kinds())})")
+    return cls.model_validate(raw)
+
+
+@register_objective_config
+class ContrastiveConfig(ObjectiveConfig):
+    """CLIP's symmetric InfoNCE over modality pairs."""
+
+    kind: Literal["contrastive"] = "contrastive"
+    # which modality pairs are aligned (default: every pair of towers)
     pairs: list[tuple[str, str]] | None = None
     gather_with_grad: bool = True
+
+
+@register_objective_config
+class SiglipConfig(ObjectiveConfig):
+    """SigLIP's pairwise sigmoid loss."""
+
+    kind: Literal["siglip"] = "siglip"
+    pairs: list[tuple[str, str]] | None = None
+    gather_with_grad: bool = True
+
+
+@register_objective_config
+class ClassificationConfig(ObjectiveConfig):
+    """Cross-entropy / BCE / MSE per head, summed."""
+
+    kind: Literal["classification"] = "classification"
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    # multitask: fixed weights per label column, or uncertainty weighting
+
+
+@register_objective_config
+class MultiTaskConfig(ObjectiveConfig):
+    """Per-head losses weighted by fixed weights or learned uncertainty."""
+
+    kind: Literal["multitask"] = "multitask"
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     task_weights: dict[str, float] | None = None
     weighting: Literal["fixed", "uncertainty"] = "fixed"
-    # distillation
+
+
+@register_objective_config
+class DistillConfig(ObjectiveConfig):
+    """Knowledge distillation from ``teacher`` plus the student's own loss (classification for
+    models with heads, contrastive for dual encoders)."""
+
+    kind: Literal["distill"] = "distill"
     teacher: str | None = None
     distill_temperature: float = Field(2.0, gt=0)
     distill_alpha: float = Field(0.5, ge=0.0, le=1.0)
+    # the base loss's settings
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    pairs: list[tuple[str, str]] | None = None
+    gather_with_grad: bool = True
 
 
 # --------------------------------------------------------------------------- train
@@ -224,11 +309,20 @@ class EvalConfig(_Strict):
 class RunConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
-    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    # serialised as the concrete class, so config.yaml keeps the kind's own fields
+    objective: SerializeAsAny[ObjectiveConfig] = Field(default_factory=ContrastiveConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     name: str | None = None
     notes: str | None = None
+
+    @field_validator("objective", mode="before")
+    @classmethod
+    def _objective_kind(cls, value: Any) -> Any:
+        # dispatch on ``kind`` to the registered section class; its own errors keep their keys
+        if isinstance(value, dict):
+            return objective_config(value)
+        return value
 
 
 # --------------------------------------------------------------------------- loading
@@ -271,6 +365,8 @@ def _format_error(err: ValidationError, source: str) -> str:
         key = ".".join(str(p) for p in e["loc"]) or "<root>"
         if e["type"] == "extra_forbidden":
             lines.append(f"  {key}: unknown key")
+        elif e["type"] == "value_error":  # our own validators' messages, without pydantic's prefix
+            lines.append(f"  {key}: {e.get('ctx', {}).get('error', e['msg'])}")
         else:
             got = e.get("input")
             shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__

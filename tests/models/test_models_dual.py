@@ -16,10 +16,10 @@ def test_tiny_dual_forward_is_normalised_and_scaled(tiny_dual, images, texts):
     batch = {"image": tiny_dual.towers["image"].preprocess(images), "text": tiny_dual.towers["text"].preprocess(texts)}
     out = tiny_dual(batch)
     for m in ("image", "text"):
-        emb = out["embeddings"][m]
+        emb = out.embeddings[m]
         assert emb.shape == (5, 32)
         torch.testing.assert_close(emb.norm(dim=-1), torch.ones(5))
-    assert out["logit_scale"].item() == pytest.approx(1 / 0.07, rel=1e-5)
+    assert out.logit_scale is not None and out.logit_scale.item() == pytest.approx(1 / 0.07, rel=1e-5)
 
 
 def test_logit_scale_is_clamped_like_clip(tiny_dual):

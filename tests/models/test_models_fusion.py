@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 import polymodal
-from polymodal.config import FusionSpec, HeadSpec, ModelConfig, ObjectiveConfig
+from polymodal.config import FusionSpec, HeadSpec, ModelConfig, objective_config
 from polymodal.models.build import build_model
 from polymodal.models.fused import FusionModel
 from polymodal.objectives import build_objective
@@ -73,7 +73,7 @@ def test_fusion_and_head_learn(modality: str, fusion_idx: int) -> None:
     cfg = ModelConfig(preset=PAIRS[modality], kind="fusion", fusion=fusion, heads={"label": HeadSpec(kind=head_kind, num_outputs=n_out)})
     model = build_model(cfg, {"label": ["dark", "bright"]})
     assert isinstance(model, FusionModel)
-    objective = build_objective(ObjectiveConfig(kind="classification"), model, None)
+    objective = build_objective(objective_config(kind="classification"), model, None)
     losses = _train(model, objective, _toy_batch(model, modality, head_kind))
     assert all(np.isfinite(losses))
     assert min(losses[-3:]) < 0.7 * losses[0], f"{fusion.kind}/{fusion.combine} {head_kind} on {modality}: {losses}"
@@ -88,7 +88,7 @@ def test_multitask_model_learns_every_head(weighting: str) -> None:
     batch = _toy_batch(model, "image", "classification")
     y = batch.pop("label")
     batch.update({"kind": y, "tags": torch.stack([y.float(), 1 - y.float()], 1), "score": y.float() * 2 - 1})
-    objective = build_objective(ObjectiveConfig(kind="multitask", weighting=weighting, task_weights={"score": 2.0}), model, None)
+    objective = build_objective(objective_config(kind="multitask", weighting=weighting, task_weights={"score": 2.0}), model, None)
     assert len(list(objective.parameters())) == (3 if weighting == "uncertainty" else 0)
     before = objective(model(batch), batch).metrics
     _train(model, objective, batch, steps=15)
@@ -106,7 +106,7 @@ def test_fusion_model_round_trip(tmp_path, find_pickles) -> None:  # type: ignor
     loaded = polymodal.load(saved)
     assert isinstance(loaded, FusionModel) and loaded.heads["label"].labels == ["a", "b", "c"]
     with torch.no_grad():
-        assert torch.equal(model(batch)["logits"]["label"], loaded(batch)["logits"]["label"])
+        assert torch.equal(model(batch).logits["label"], loaded(batch).logits["label"])
 
 
 @pytest.mark.parametrize(("combine", "solvable"), [("product", True), ("concat", False)])

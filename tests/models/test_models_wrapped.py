@@ -50,11 +50,11 @@ def test_wrapped_logits_equal_hf_model(kind, tmp_path, images, texts, find_pickl
             attention_mask=None if kind == "siglip" else batch["text"]["attention_mask"],
             pixel_values=batch["image"],
         ).logits_per_image
-        ours = out["logit_scale"] * out["embeddings"]["image"] @ out["embeddings"]["text"].T
+        ours = out.logit_scale * out.embeddings["image"] @ out.embeddings["text"].T
         if kind == "siglip":
-            ours = ours + out["logit_bias"]
+            ours = ours + out.logit_bias
     torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(wrapped.logits(out["embeddings"]["image"], out["embeddings"]["text"]), expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(wrapped.logits(out.embeddings["image"], out.embeddings["text"]), expected, rtol=1e-5, atol=1e-5)
 
     saved = wrapped.save_pretrained(tmp_path / "saved")
     assert find_pickles(saved) == []

@@ -8,8 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from polymodal.config import ObjectiveConfig
+from polymodal.config import objective_config
 from polymodal.errors import ModelError
+from polymodal.models.outputs import EmbeddingOutput
 from polymodal.objectives import ContrastiveLoss, SigLIPLoss, build_objective
 from polymodal.objectives.contrastive import infonce, siglip
 
@@ -76,11 +77,11 @@ def test_contrastive_module_averages_pairs_and_reports_accuracy() -> None:
     a, b = _features(4)
     c = b.detach().clone()
     scale = torch.tensor(10.0, dtype=torch.float64)
-    res = ContrastiveLoss()({"embeddings": {"image": a, "text": b, "audio": c}, "logit_scale": scale}, {})
+    res = ContrastiveLoss()(EmbeddingOutput({"image": a, "text": b, "audio": c}, scale), {})
     pairs = [infonce(a, b, scale)[0], infonce(a, c, scale)[0], infonce(b, c, scale)[0]]
     torch.testing.assert_close(res.loss, torch.stack(pairs).mean())
-    assert res.metrics["acc_text_to_audio"] == 1.0  # identical features retrieve themselves
-    only = ContrastiveLoss(pairs=[("image", "text")])({"embeddings": {"image": a, "text": b, "audio": c}, "logit_scale": scale}, {})
+    assert float(res.metrics["acc_text_to_audio"]) == 1.0  # identical features retrieve themselves
+    only = ContrastiveLoss(pairs=[("image", "text")])(EmbeddingOutput({"image": a, "text": b, "audio": c}, scale), {})
     torch.testing.assert_close(only.loss, pairs[0])
 
 
@@ -89,8 +90,8 @@ def test_build_objective_adds_siglip_bias_and_checks_model(tiny_dual) -> None:  
 
     model = build_preset("tiny-dual")
     assert model.logit_bias is None
-    loss = build_objective(ObjectiveConfig(kind="siglip"), model, None)
+    loss = build_objective(objective_config(kind="siglip"), model, None)
     assert isinstance(loss, SigLIPLoss) and model.logit_bias is not None and model.logit_bias.item() == -10.0
     assert "logit_bias" in dict(model.named_parameters())
     with pytest.raises(ModelError, match="heads"):
-        build_objective(ObjectiveConfig(kind="classification"), model, None)
+        build_objective(objective_config(kind="classification"), model, None)

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from polymodal.models.outputs import ClassifierOutput
 from polymodal.objectives import ClassificationLoss, DistillationLoss, MultiTaskLoss
 from polymodal.objectives.distill import kl_soft
 
@@ -16,14 +17,14 @@ def test_label_smoothing_cross_entropy_matches_formula() -> None:
     logits = torch.randn(6, 4, generator=g, dtype=torch.float64)
     y = torch.tensor([0, 1, 2, 3, 1, -1])  # the last row has no label and is skipped
     eps = 0.1
-    res = ClassificationLoss({"label": "classification"}, eps)({"logits": {"label": logits}}, {"label": y})
+    res = ClassificationLoss({"label": "classification"}, eps)(ClassifierOutput({"label": logits}), {"label": y})
     logp = torch.log_softmax(logits[:5], -1)
     # smoothed target: (1 - eps) on the class + eps / C spread over all classes
     target = torch.full((5, 4), eps / 4, dtype=torch.float64)
     target[torch.arange(5), y[:5]] += 1 - eps
     expected = -(target * logp).sum(-1).mean()
     torch.testing.assert_close(res.loss, expected)
-    assert res.metrics["acc_label"] == pytest.approx(float((logits[:5].argmax(-1) == y[:5]).double().mean()))
+    assert float(res.metrics["acc_label"]) == pytest.approx(float((logits[:5].argmax(-1) == y[:5]).double().mean()))
 
 
 def test_bce_and_mse_match_formulas_and_skip_nan() -> None:
@@ -32,13 +33,13 @@ def test_bce_and_mse_match_formulas_and_skip_nan() -> None:
     pred = torch.tensor([0.5, 2.0])
     score = torch.tensor([1.0, float("nan")])
     loss = ClassificationLoss({"tags": "multilabel", "score": "regression"})
-    res = loss({"logits": {"tags": logits, "score": pred}}, {"tags": tags, "score": score})
+    res = loss(ClassifierOutput({"tags": logits, "score": pred}), {"tags": tags, "score": score})
     p = torch.sigmoid(torch.tensor([2.0, -1.0, 0.0]))
     t = torch.tensor([1.0, 0.0, 1.0])
     bce = -(t * p.log() + (1 - t) * (1 - p).log()).mean()
     mse = (0.5 - 1.0) ** 2
     torch.testing.assert_close(res.loss, bce + mse)
-    assert res.metrics["loss_score"] == pytest.approx(mse)
+    assert float(res.metrics["loss_score"]) == pytest.approx(mse)
 
 
 def test_uncertainty_weighting_follows_kendall() -> None:
@@ -48,7 +49,7 @@ def test_uncertainty_weighting_follows_kendall() -> None:
         mt.log_vars["c"].fill_(0.3)
         mt.log_vars["r"].fill_(-0.2)
     logits = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
-    outputs = {"logits": {"c": logits, "r": torch.tensor([0.0, 1.0])}}
+    outputs = ClassifierOutput({"c": logits, "r": torch.tensor([0.0, 1.0])})
     batch = {"c": torch.tensor([0, 0]), "r": torch.tensor([1.0, 1.0])}
     res = mt(outputs, batch)
     ce = torch.nn.functional.cross_entropy(logits, batch["c"])
@@ -61,7 +62,7 @@ def test_uncertainty_weighting_follows_kendall() -> None:
 
 def test_fixed_weights() -> None:
     mt = MultiTaskLoss({"a": "regression", "b": "regression"}, weights={"a": 3.0})
-    res = mt({"logits": {"a": torch.tensor([1.0]), "b": torch.tensor([2.0])}}, {"a": torch.tensor([0.0]), "b": torch.tensor([0.0])})
+    res = mt(ClassifierOutput({"a": torch.tensor([1.0]), "b": torch.tensor([2.0])}), {"a": torch.tensor([0.0]), "b": torch.tensor([0.0])})
     torch.testing.assert_close(res.loss, torch.tensor(3.0 * 1.0 + 4.0))
 
 
@@ -76,14 +77,14 @@ def test_distillation_kl_and_mix() -> None:
 
     class Teacher(torch.nn.Module):
         def forward(self, batch):  # type: ignore[no-untyped-def]
-            return {"logits": {"label": t}}
+            return ClassifierOutput({"label": t})
 
     y = torch.tensor([0, 1, 2, 3])
     loss = DistillationLoss(Teacher(), ClassificationLoss({"label": "classification"}), T, alpha=0.25)
-    res = loss({"logits": {"label": s}}, {"label": y})
+    res = loss(ClassifierOutput({"label": s}), {"label": y})
     ce = torch.nn.functional.cross_entropy(s, y)
     torch.testing.assert_close(res.loss, 0.25 * expected_kl + 0.75 * ce)
     # precomputed teacher logits in the batch give the same loss without a teacher model
     res2 = DistillationLoss(None, ClassificationLoss({"label": "classification"}), T, 0.25)(
-        {"logits": {"label": s}}, {"label": y, "teacher_logits": {"label": t}})
+        ClassifierOutput({"label": s}), {"label": y, "teacher_logits": {"label": t}})
     torch.testing.assert_close(res2.loss, res.loss)

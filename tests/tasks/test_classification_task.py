@@ -14,6 +14,7 @@ from sklearn import metrics as skm
 from torch import nn
 
 from polymodal.errors import ModelError
+from polymodal.models.outputs import ClassifierOutput
 from polymodal.tasks import evaluate
 from polymodal.tasks.classification import classification_result
 
@@ -34,7 +35,7 @@ class MeanColourClassifier(nn.Module):
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         z = batch["image"] @ self.weight.T
-        return {"logits": {self.column: (z - 0.5) * 10}}
+        return ClassifierOutput({self.column: (z - 0.5) * 10})
 
 
 def _data(tmp_path: Path) -> Path:

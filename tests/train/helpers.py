@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from polymodal.models.outputs import EmbeddingOutput
+
 
 class Block(nn.Module):
     def __init__(self, dim: int, dropout: float = 0.1) -> None:
@@ -60,21 +62,29 @@ class TinyDual(nn.Module):
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         emb = {m: F.normalize(t(batch[m]), dim=-1) for m, t in self.towers.items()}
-        return {"embeddings": emb, "logit_scale": self.logit_scale.exp()}
+        return EmbeddingOutput(emb, self.logit_scale.exp())
 
 
 @dataclass
 class Result:
     loss: torch.Tensor
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def info_nce(out: dict[str, Any], batch: dict[str, Any]) -> Result:
-    a, b = out["embeddings"]["image"], out["embeddings"]["text"]
-    logits = out["logit_scale"] * a @ b.T
-    target = torch.arange(a.shape[0])
-    loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
-    return Result(loss)
+class InfoNCE:
+    """CLIP's loss on TinyDual's output; declares retrieval validation like ContrastiveLoss."""
+
+    validation = ("retrieval",)
+
+    def __call__(self, out: EmbeddingOutput, batch: dict[str, Any]) -> Result:
+        a, b = out.embeddings["image"], out.embeddings["text"]
+        logits = out.logit_scale * a @ b.T
+        target = torch.arange(a.shape[0])
+        loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+        return Result(loss)
+
+
+info_nce = InfoNCE()
 
 
 class PairSet(torch.utils.data.Dataset):

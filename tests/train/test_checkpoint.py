@@ -20,7 +20,7 @@ def _trained(steps=3):
     sched = build_scheduler(opt, cfg, 10)
     for _ in range(steps):
         x = {"image": torch.randn(4, 6), "text": torch.randn(4, 6)}
-        sum(e.sum() for e in m(x)["embeddings"].values()).backward()
+        sum(e.sum() for e in m(x).embeddings.values()).backward()
         opt.step()
         sched.step()
         opt.zero_grad()

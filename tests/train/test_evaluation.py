@@ -4,6 +4,7 @@ from accelerate import Accelerator
 from helpers import Result
 from sklearn.metrics import f1_score
 
+from polymodal.models.outputs import ClassifierOutput, EmbeddingOutput
 from polymodal.train.evaluation import evaluate
 
 
@@ -12,11 +13,17 @@ class TwoHeads(torch.nn.Module):
 
     def forward(self, batch):
         x = batch["x"]
-        return {"logits": {"a": x[:, :3], "b": x[:, 3:]}}
+        return ClassifierOutput({"a": x[:, :3], "b": x[:, 3:]})
 
 
-def _objective(out, batch):
-    return Result(torch.nn.functional.cross_entropy(out["logits"]["a"], batch["a"]))
+class _Objective:
+    validation = ("classification",)  # what the trainer measures beyond the loss
+
+    def __call__(self, out, batch):
+        return Result(torch.nn.functional.cross_entropy(out.logits["a"], batch["a"]))
+
+
+_objective = _Objective()
 
 
 def test_multitask_metrics_per_column_match_sklearn():
@@ -43,8 +50,14 @@ def test_in_batch_recall_counts_both_directions():
         def forward(self, batch):
             img = torch.eye(4)
             txt = torch.eye(4)[[0, 1, 3, 2]]  # rows 2 and 3 swapped: half the pairs are wrong
-            return {"embeddings": {"image": img, "text": txt}}
+            return EmbeddingOutput({"image": img, "text": txt})
 
-    m = evaluate(Fixed(), lambda o, b: Result(torch.tensor(0.0)), [{"id": list("abcd")}],
+    class NoLoss:
+        validation = ("retrieval",)
+
+        def __call__(self, out, batch):
+            return Result(torch.tensor(0.0))
+
+    m = evaluate(Fixed(), NoLoss(), [{"id": list("abcd")}],
                  Accelerator(cpu=True), [])
     assert m["val/recall@1"] == pytest.approx(0.5)

@@ -55,12 +55,12 @@ def test_locked_tower_features_are_computed_once_before_training(shapes: Path, t
     cfg = _cfg(shapes, train={"strategy": "locked", "locked_towers": ["image"], "progress": False,
                               "mixed_precision": "no"})
     parts = build_parts(cfg, tmp_path)
-    model = parts["model"]
+    model = parts.model
     tower = model.towers["image"]
     seen: list[int] = []
     tower.encoder.register_forward_hook(lambda _m, args, _o: seen.append(int(args[0].shape[0])))
-    train_ds = parts["train"].dataset
-    batch = parts["train"].collate([train_ds[i] for i in range(8)])
+    train_ds = parts.train.dataset
+    batch = parts.train.collate([train_ds[i] for i in range(8)])
     assert isinstance(batch["image"], PooledFeatures) and isinstance(batch["text"], dict)
     model(batch)
     assert seen == []  # the stored features stand in for the encoder
@@ -81,12 +81,12 @@ def test_augmented_or_training_towers_are_not_cached(shapes: Path, tmp_path: Pat
 
     augmented = _cfg(shapes, data={"manifest": str(shapes), "image": {"augment": True, "size": 64}},
                      train={"strategy": "locked", "locked_towers": ["image"], "progress": False})
-    assert build_parts(augmented, tmp_path / "a")["train"].dataset.features == {}
+    assert build_parts(augmented, tmp_path / "a").train.dataset.features == {}
     full = _cfg(shapes, train={"strategy": "full", "progress": False})
-    assert build_parts(full, tmp_path / "b")["train"].dataset.features == {}
+    assert build_parts(full, tmp_path / "b").train.dataset.features == {}
     off = _cfg(shapes, train={"strategy": "locked", "locked_towers": ["image"], "progress": False,
                               "cache_frozen_features": False})
-    assert build_parts(off, tmp_path / "c")["train"].dataset.features == {}
+    assert build_parts(off, tmp_path / "c").train.dataset.features == {}
 
 
 def test_fusion_model_remembers_its_text_column(shapes: Path, tmp_path: Path) -> None:
@@ -161,8 +161,8 @@ def test_data_limit_is_a_seeded_sample_in_manifest_order(shapes: Path, tmp_path:
     rows = [json.loads(line) for line in shapes.read_text().splitlines()]
     train_ids = [r["id"] for r in rows if r["split"] == "train"]
     cfg = _cfg(shapes, data={"manifest": str(shapes), "image": {"size": 64}, "limit": 10})
-    first = [r["id"] for r in build_parts(cfg, tmp_path / "a")["train"].dataset.rows]
-    again = [r["id"] for r in build_parts(cfg, tmp_path / "b")["train"].dataset.rows]
+    first = [r["id"] for r in build_parts(cfg, tmp_path / "a").train.dataset.rows]
+    again = [r["id"] for r in build_parts(cfg, tmp_path / "b").train.dataset.rows]
     assert first == again and len(first) == 10
     assert first != train_ids[:10]  # not simply the first rows
     assert first == [i for i in train_ids if i in set(first)]  # manifest order kept

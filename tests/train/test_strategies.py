@@ -76,11 +76,11 @@ def test_lora_merge_gives_plain_model_with_same_outputs():
                 p.normal_(0, 0.5)
     m.eval()
     x = {"image": torch.randn(5, 6), "text": torch.randn(5, 6)}
-    before = m(x)["embeddings"]
+    before = m(x).embeddings
     merge_lora(m)
     assert not any("lora_" in n or "base_layer" in n for n in _all(m))
     assert _all(m) == _all(TinyDual())  # same keys as a model that never had LoRA
-    after = m(x)["embeddings"]
+    after = m(x).embeddings
     for k in before:
         torch.testing.assert_close(after[k], before[k], rtol=1e-5, atol=1e-6)
 

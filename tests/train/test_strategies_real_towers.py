@@ -28,10 +28,10 @@ def test_lora_on_tiny_dual_merges_back_to_the_same_outputs():
     model.eval()
     batch = {"text": model.towers["text"].preprocess(["a red circle", "two blue squares"]),
              "image": torch.rand(2, 3, 64, 64) * 2 - 1, "id": ["a", "b"]}
-    before = model(batch)["embeddings"]
+    before = model(batch).embeddings
     merge_lora(model)
     assert set(model.state_dict()) == keys
-    after = model(batch)["embeddings"]
+    after = model(batch).embeddings
     for m in before:
         torch.testing.assert_close(after[m], before[m], rtol=1e-4, atol=1e-5)
 

@@ -26,6 +26,7 @@ from torch import nn
 from polymodal.errors import ModelError
 from polymodal.models.cpu_fast import pack_linears, worker_plan
 from polymodal.models.hub import PretrainedMixin
+from polymodal.models.outputs import EmbeddingOutput
 from polymodal.models.towers import Tower, move, tower_from_saved
 from polymodal.runtime.precision import decide_precision
 
@@ -83,8 +84,8 @@ class EmbeddingModel(PretrainedMixin, nn.Module):
         z = self.tower(modality)(inputs).float()
         return F.normalize(z, dim=-1) if self.normalize_embeddings else z
 
-    def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
-        return {"embeddings": {m: self.embed(m, batch[m]) for m in self.towers if m in batch}}
+    def forward(self, batch: dict[str, Any]) -> EmbeddingOutput:
+        return EmbeddingOutput({m: self.embed(m, batch[m]) for m in self.towers if m in batch})
 
     def _bf16_encoder(self, tower: Tower) -> nn.Module | None:
         """A bf16 copy of ``tower.encoder`` for inference, rebuilt whenever its weights change."""
@@ -229,11 +230,10 @@ class DualEncoder(EmbeddingModel):
     def scale(self) -> torch.Tensor:
         return self.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
 
-    def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
+    def forward(self, batch: dict[str, Any]) -> EmbeddingOutput:
         out = super().forward(batch)
-        out["logit_scale"] = self.scale()
-        if self.logit_bias is not None:
-            out["logit_bias"] = self.logit_bias
+        out.logit_scale = self.scale()
+        out.logit_bias = self.logit_bias
         return out
 
     def logits(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

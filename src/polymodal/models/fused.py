@@ -13,11 +13,12 @@ from polymodal.errors import ModelError
 from polymodal.models.dual import EmbeddingModel
 from polymodal.models.fusion import Fusion, build_fusion
 from polymodal.models.heads import Head, head_from_spec
+from polymodal.models.outputs import ClassifierOutput
 from polymodal.models.towers import Tower
 
 
 class FusionModel(EmbeddingModel):
-    """``forward(batch) -> {"logits": {label_col: Tensor}, "embeddings": {m: pooled}, "fused": Tensor}``.
+    """``forward(batch) -> ClassifierOutput(logits={label_col: Tensor}, embeddings={m: pooled}, fused)``.
 
     ``embeddings`` holds each tower's pooled output when the fusion works on pooled vectors
     (late fusion); token-level fusions skip the pooled pass. ``encode_<modality>`` still
@@ -32,9 +33,9 @@ class FusionModel(EmbeddingModel):
         self.inputs = list(inputs or towers)
         self.fusion = fusion
         self.heads = nn.ModuleDict(heads)
-        self.fusion_spec = fusion_spec or _spec_of(fusion)
+        self.fusion_spec = fusion_spec or fusion.to_spec()
 
-    def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
+    def forward(self, batch: dict[str, Any]) -> ClassifierOutput:  # type: ignore[override]
         missing = [m for m in self.inputs if m not in batch]
         if missing:
             raise ModelError(f"batch lacks inputs {missing} this model needs")
@@ -48,7 +49,7 @@ class FusionModel(EmbeddingModel):
                 pooled[m] = tower(batch[m])
         fused = self.fusion(pooled, tokens)
         logits = {col: head(fused) for col, head in self.heads.items()}
-        return {"logits": logits, "embeddings": pooled, "fused": fused}
+        return ClassifierOutput(logits, pooled, fused)
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -65,18 +66,3 @@ class FusionModel(EmbeddingModel):
         used = {m: towers[m] for m in config["inputs"]}
         heads = {col: head_from_spec(s) for col, s in config["heads"].items()}
         return cls(towers, build_fusion(spec, used), heads, config["inputs"], spec)
-
-
-def _spec_of(fusion: Fusion) -> FusionSpec:
-    from polymodal.models.fusion import CrossAttentionFusion, EarlyFusion, LateFusion
-
-    if isinstance(fusion, LateFusion):
-        hidden = fusion.output_dim if fusion.combine != "concat" else 256
-        return FusionSpec(kind="late", combine=fusion.combine, hidden_dim=hidden)  # type: ignore[arg-type]
-    if isinstance(fusion, EarlyFusion):
-        return FusionSpec(kind="early", hidden_dim=fusion.output_dim, num_layers=len(fusion.joint.layers),
-                          num_heads=fusion.joint.layers[0].self_attn.num_heads)
-    if isinstance(fusion, CrossAttentionFusion):
-        return FusionSpec(kind="cross_attention", hidden_dim=fusion.output_dim, num_layers=len(fusion.layers.layers),
-                          num_heads=fusion.layers.layers[0].self_attn.num_heads, query=fusion.query, context=fusion.context)
-    raise ModelError(f"cannot describe fusion {type(fusion).__name__} for saving; pass fusion_spec")

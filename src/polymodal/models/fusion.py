@@ -9,10 +9,15 @@
   learned modality embedding, concatenated behind a CLS token into a joint transformer.
 - ``CrossAttentionFusion``: the ``query`` modality's tokens attend to the ``context``
   modality's tokens (transformer decoder layers), then masked mean pooling.
+
+Fusion kinds are registered: ``register_fusion("name", build)`` where ``build(spec, towers)``
+returns a ``Fusion``; ``model.fusion.kind: name`` then builds it (its own settings go in
+``model.fusion.options``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -21,6 +26,7 @@ from torch import nn
 from polymodal.config import FusionSpec
 from polymodal.errors import ModelError
 from polymodal.models.encoders.base import masked_mean
+from polymodal.registry import Registry
 
 Tokens = dict[str, tuple[torch.Tensor, torch.Tensor]]
 
@@ -31,11 +37,17 @@ def _check_heads(dim: int, heads: int) -> None:
 
 
 class Fusion(nn.Module):
+    """``forward(pooled, tokens) -> (B, output_dim)``; ``needs_tokens`` asks for token sequences."""
+
     needs_tokens = False
     output_dim = 0
 
     def forward(self, pooled: dict[str, torch.Tensor], tokens: Tokens) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
+
+    def to_spec(self) -> FusionSpec:
+        """The spec that rebuilds this fusion on load (models built from a config keep theirs)."""
+        raise ModelError(f"cannot describe fusion {type(self).__name__} for saving; pass fusion_spec to FusionModel")
 
 
 class LateFusion(Fusion):
@@ -66,6 +78,10 @@ class LateFusion(Fusion):
         weights = torch.softmax(self.gate(torch.cat(xs, -1)), -1).unsqueeze(-1)  # (B, M, 1)
         return self.dropout((weights * torch.tanh(projected)).sum(1))
 
+    def to_spec(self) -> FusionSpec:
+        hidden = self.output_dim if self.combine != "concat" else 256
+        return FusionSpec(kind="late", combine=self.combine, hidden_dim=hidden)  # type: ignore[arg-type]
+
 
 class EarlyFusion(Fusion):
     needs_tokens = True
@@ -93,6 +109,10 @@ class EarlyFusion(Fusion):
         x = torch.cat([self.cls.expand(b, -1, -1).to(seqs[0].dtype)] + seqs, 1)
         keep = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=x.device)] + masks, 1)
         return self.norm(self.joint(x, src_key_padding_mask=~keep)[:, 0])
+
+    def to_spec(self) -> FusionSpec:
+        return FusionSpec(kind="early", hidden_dim=self.output_dim, num_layers=len(self.joint.layers),
+                          num_heads=self.joint.layers[0].self_attn.num_heads)
 
 
 class CrossAttentionFusion(Fusion):
@@ -122,17 +142,49 @@ class CrossAttentionFusion(Fusion):
                         memory_key_padding_mask=~c_mask.bool())
         return self.norm(masked_mean(x, q_mask))
 
+    def to_spec(self) -> FusionSpec:
+        return FusionSpec(kind="cross_attention", hidden_dim=self.output_dim, num_layers=len(self.layers.layers),
+                          num_heads=self.layers.layers[0].self_attn.num_heads, query=self.query, context=self.context)
 
-def build_fusion(spec: FusionSpec, towers: dict[str, Any]) -> Fusion:
-    """A fusion module for these towers (pooled widths for late fusion, token widths otherwise)."""
-    if spec.kind == "late":
-        return LateFusion({m: t.output_dim for m, t in towers.items()}, spec.combine, spec.hidden_dim, spec.dropout)
+
+FusionBuilder = Callable[[FusionSpec, dict[str, Any]], Fusion]
+FUSIONS: Registry[FusionBuilder] = Registry("fusion kind", ModelError)
+
+
+def register_fusion(kind: str, build: FusionBuilder, *, replace: bool = False) -> FusionBuilder:
+    """Make ``model.fusion.kind: kind`` build ``build(spec, towers) -> Fusion``."""
+    if not callable(build):
+        raise ModelError(f"fusion kind {kind!r}: build must be callable, got {build!r}")
+    return FUSIONS.register(kind, build, replace=replace)
+
+
+def _late(spec: FusionSpec, towers: dict[str, Any]) -> Fusion:
+    return LateFusion({m: t.output_dim for m, t in towers.items()}, spec.combine, spec.hidden_dim, spec.dropout)
+
+
+def _early(spec: FusionSpec, towers: dict[str, Any]) -> Fusion:
     dims = {m: t.hidden_dim for m, t in towers.items()}
-    if spec.kind == "early":
-        return EarlyFusion(dims, spec.hidden_dim, spec.num_layers, spec.num_heads, spec.dropout)
+    return EarlyFusion(dims, spec.hidden_dim, spec.num_layers, spec.num_heads, spec.dropout)
+
+
+def _cross_attention(spec: FusionSpec, towers: dict[str, Any]) -> Fusion:
     names = list(towers)
     if len(names) < 2:
         raise ModelError("cross-attention fusion needs two towers")
     query = spec.query or ("text" if "text" in names else names[0])
     context = spec.context or next(m for m in names if m != query)
+    dims = {m: t.hidden_dim for m, t in towers.items()}
     return CrossAttentionFusion(query, context, dims, spec.hidden_dim, spec.num_layers, spec.num_heads, spec.dropout)
+
+
+register_fusion("late", _late)
+register_fusion("early", _early)
+register_fusion("cross_attention", _cross_attention)
+
+
+def build_fusion(spec: FusionSpec, towers: dict[str, Any]) -> Fusion:
+    """A fusion module for these towers (pooled widths for late fusion, token widths otherwise)."""
+    fusion = FUSIONS.get(spec.kind)(spec, towers)
+    if not isinstance(fusion, Fusion):
+        raise ModelError(f"fusion kind {spec.kind!r} built a {type(fusion).__name__}, not a polymodal Fusion")
+    return fusion

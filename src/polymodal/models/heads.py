@@ -1,4 +1,8 @@
-"""Task heads on top of a fused/pooled representation: classification, multi-label, regression."""
+"""Task heads on top of a fused/pooled representation: classification, multi-label, regression.
+
+Head kinds are registered (``register_head``): a new kind is a ``Head`` subclass plus one
+``register_head("name", Class)`` line beside it, and ``model.heads.<col>.kind: name`` builds it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ import torch
 from torch import nn
 
 from polymodal.config import HeadSpec
+from polymodal.errors import ModelError
+from polymodal.registry import Registry
 
 
 class Head(nn.Module):
@@ -56,12 +62,28 @@ class RegressionHead(Head):
         return y.squeeze(-1) if self.num_outputs == 1 else y
 
 
-HEADS: dict[str, type[Head]] = {"classification": ClassificationHead, "multilabel": MultiLabelHead, "regression": RegressionHead}
+HEADS: Registry[type[Head]] = Registry("head kind", ModelError)
+
+
+def register_head(kind: str, cls: type[Head], *, replace: bool = False) -> type[Head]:
+    """Make ``kind`` build ``cls(in_dim, num_outputs, hidden_dim, dropout, labels)``; ``cls.kind`` must say ``kind``."""
+    if not (isinstance(cls, type) and issubclass(cls, Head)):
+        raise ModelError(f"head kind {kind!r}: {cls!r} is not a polymodal.models.heads.Head subclass")
+    if cls.kind != kind:
+        raise ModelError(f"head kind {kind!r}: {cls.__name__}.kind is {cls.kind!r}; set it to {kind!r} "
+                         "(it is saved with the model and picks the class on load)")
+    return HEADS.register(kind, cls, replace=replace)
+
+
+register_head("classification", ClassificationHead)
+register_head("multilabel", MultiLabelHead)
+register_head("regression", RegressionHead)
 
 
 def build_head(spec: HeadSpec, in_dim: int, num_outputs: int, labels: list[str] | None = None) -> Head:
-    return HEADS[spec.kind](in_dim, num_outputs, spec.hidden_dim, spec.dropout, labels)
+    return HEADS.get(spec.kind)(in_dim, num_outputs, spec.hidden_dim, spec.dropout, labels)
 
 
 def head_from_spec(spec: dict[str, Any]) -> Head:
-    return HEADS[spec["kind"]](spec["in_dim"], spec["num_outputs"], spec.get("hidden_dim"), spec.get("dropout", 0.0), spec.get("labels"))
+    cls = HEADS.get(spec["kind"])
+    return cls(spec["in_dim"], spec["num_outputs"], spec.get("hidden_dim"), spec.get("dropout", 0.0), spec.get("labels"))

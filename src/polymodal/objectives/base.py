@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 
 @dataclass
 class ObjectiveResult:
+    """The loss and the step's metrics, all tensors: turning them into Python numbers is the
+    caller's choice (the trainer does it only when it logs, so a GPU step never waits on it)."""
+
     loss: torch.Tensor
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Objective(nn.Module):
+    """Base of the objectives: ``forward(outputs, batch) -> ObjectiveResult``.
+
+    ``validation`` declares what the trainer measures on the validation split besides the loss
+    and the objective's own metrics: ``"retrieval"`` (in-batch recall@1 between the
+    ``EmbeddingOutput``'s modalities) and/or ``"classification"`` (accuracy and macro-F1 per
+    head of a ``ClassifierOutput``).
+    """
+
+    validation: ClassVar[tuple[str, ...]] = ()
+
+    def forward(self, outputs: Any, batch: dict[str, Any]) -> ObjectiveResult:  # pragma: no cover - interface
+        raise NotImplementedError
 
 
 def full_precision(x: torch.Tensor) -> torch.Tensor:

@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from polymodal.errors import ModelError
-from polymodal.objectives.base import ObjectiveResult, full_precision, gather_features, world
+from polymodal.models.outputs import EmbeddingOutput
+from polymodal.objectives.base import Objective, ObjectiveResult, full_precision, gather_features, world
 
 
 def _pairs(pairs: list[tuple[str, str]] | None, embeddings: dict[str, torch.Tensor]) -> list[tuple[str, str]]:
@@ -54,51 +54,65 @@ def siglip(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor, bias: torch.Te
     return -F.logsigmoid(signs * logits).sum() / a.shape[0]
 
 
-def _accuracy(logits: torch.Tensor) -> float:
+def _accuracy(logits: torch.Tensor) -> torch.Tensor:
     rank, _ = world()
     target = torch.arange(logits.shape[0], device=logits.device) + rank * logits.shape[0]
-    return float((logits.argmax(-1) == target).float().mean())
+    return (logits.argmax(-1) == target).float().mean()
 
 
-class ContrastiveLoss(nn.Module):
+def _embedding_output(outputs: Any, objective: str) -> EmbeddingOutput:
+    if not isinstance(outputs, EmbeddingOutput) or outputs.logit_scale is None:
+        raise ModelError(f"the {objective} objective needs a dual encoder's output (EmbeddingOutput with a "
+                         f"logit scale), got {type(outputs).__name__}")
+    return outputs
+
+
+class ContrastiveLoss(Objective):
     """Symmetric InfoNCE averaged over modality pairs (default: every pair in the batch)."""
+
+    validation = ("retrieval",)
 
     def __init__(self, pairs: list[tuple[str, str]] | None = None, gather_with_grad: bool = True) -> None:
         super().__init__()
         self.pairs = pairs
         self.gather_with_grad = gather_with_grad
 
-    def forward(self, outputs: dict[str, Any], batch: dict[str, Any] | None = None) -> ObjectiveResult:
-        emb = outputs["embeddings"]
-        scale = outputs["logit_scale"]
+    def forward(self, outputs: Any, batch: dict[str, Any] | None = None) -> ObjectiveResult:
+        out = _embedding_output(outputs, "contrastive")
+        emb, scale = out.embeddings, out.logit_scale
+        assert scale is not None
         losses, metrics = [], {}
         for a, b in _pairs(self.pairs, emb):
             loss, logits = infonce(emb[a], emb[b], scale, self.gather_with_grad)
             losses.append(loss)
-            metrics[f"loss_{a}_{b}"] = float(loss.detach())
+            metrics[f"loss_{a}_{b}"] = loss.detach()
             metrics[f"acc_{a}_to_{b}"] = _accuracy(logits.detach())
         total = torch.stack(losses).mean()
-        metrics["logit_scale"] = float(scale.detach())
+        metrics["logit_scale"] = scale.detach()
         return ObjectiveResult(total, metrics)
 
 
-class SigLIPLoss(nn.Module):
+class SigLIPLoss(Objective):
     """Pairwise sigmoid loss; needs the model's ``logit_bias`` (``build_objective`` adds it)."""
+
+    validation = ("retrieval",)
 
     def __init__(self, pairs: list[tuple[str, str]] | None = None, gather_with_grad: bool = True) -> None:
         super().__init__()
         self.pairs = pairs
         self.gather_with_grad = gather_with_grad
 
-    def forward(self, outputs: dict[str, Any], batch: dict[str, Any] | None = None) -> ObjectiveResult:
-        if "logit_bias" not in outputs:
+    def forward(self, outputs: Any, batch: dict[str, Any] | None = None) -> ObjectiveResult:
+        out = _embedding_output(outputs, "siglip")
+        if out.logit_bias is None:
             raise ModelError("the SigLIP loss needs a model with a logit bias (model.add_logit_bias(), or build_objective)")
-        emb, scale, bias = outputs["embeddings"], outputs["logit_scale"], outputs["logit_bias"]
+        emb, scale, bias = out.embeddings, out.logit_scale, out.logit_bias
+        assert scale is not None
         losses, metrics = [], {}
         for a, b in _pairs(self.pairs, emb):
             loss = siglip(emb[a], emb[b], scale, bias, self.gather_with_grad)
             losses.append(loss)
-            metrics[f"loss_{a}_{b}"] = float(loss.detach())
-        metrics["logit_scale"] = float(scale.detach())
-        metrics["logit_bias"] = float(bias.detach())
+            metrics[f"loss_{a}_{b}"] = loss.detach()
+        metrics["logit_scale"] = scale.detach()
+        metrics["logit_bias"] = bias.detach()
         return ObjectiveResult(torch.stack(losses).mean(), metrics)

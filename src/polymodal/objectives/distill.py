@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from polymodal.objectives.base import ObjectiveResult, full_precision
+from polymodal.errors import ModelError
+from polymodal.models.outputs import ClassifierOutput, EmbeddingOutput
+from polymodal.objectives.base import Objective, ObjectiveResult, full_precision
 
 
 def kl_soft(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -26,14 +28,18 @@ def kl_soft(student: torch.Tensor, teacher: torch.Tensor, temperature: float) ->
                     reduction="batchmean", log_target=True) * t * t
 
 
-def _logit_sets(outputs: dict[str, Any]) -> dict[str, torch.Tensor]:
-    if "logits" in outputs:
-        return {k: v for k, v in outputs["logits"].items() if v.dim() == 2}
-    emb, scale = outputs["embeddings"], outputs.get("logit_scale", torch.tensor(1.0))
-    return {f"{a}_{b}": scale * emb[a] @ emb[b].T for a, b in combinations(list(emb), 2)}
+def _logit_sets(outputs: Any) -> dict[str, torch.Tensor]:
+    """Heads' logits of a ClassifierOutput; pairwise similarity logits of an EmbeddingOutput."""
+    if isinstance(outputs, ClassifierOutput):
+        return {k: v for k, v in outputs.logits.items() if v.dim() == 2}
+    if isinstance(outputs, EmbeddingOutput):
+        emb = outputs.embeddings
+        scale = outputs.logit_scale if outputs.logit_scale is not None else torch.tensor(1.0)
+        return {f"{a}_{b}": scale * emb[a] @ emb[b].T for a, b in combinations(list(emb), 2)}
+    raise ModelError(f"distillation needs a ClassifierOutput or an EmbeddingOutput, got {type(outputs).__name__}")
 
 
-class DistillationLoss(nn.Module):
+class DistillationLoss(Objective):
     def __init__(self, teacher: nn.Module | None, base: nn.Module | None, temperature: float = 2.0, alpha: float = 0.5) -> None:
         super().__init__()
         # the teacher is frozen and kept out of this module's parameters (not optimised, not saved)
@@ -42,7 +48,12 @@ class DistillationLoss(nn.Module):
         self.temperature = temperature
         self.alpha = alpha
 
-    def forward(self, outputs: dict[str, Any], batch: dict[str, Any]) -> ObjectiveResult:
+    @property
+    def validation(self) -> tuple[str, ...]:  # type: ignore[override]
+        # validated as the student's own loss is (classification heads, or retrieval)
+        return tuple(getattr(self.base, "validation", ()))
+
+    def forward(self, outputs: Any, batch: dict[str, Any]) -> ObjectiveResult:
         if "teacher_logits" in batch:
             teacher_sets = dict(batch["teacher_logits"])
         else:
@@ -51,7 +62,7 @@ class DistillationLoss(nn.Module):
         student_sets = _logit_sets(outputs)
         kls = {k: kl_soft(student_sets[k], teacher_sets[k], self.temperature) for k in student_sets if k in teacher_sets}
         kd = torch.stack(list(kls.values())).mean()
-        metrics = {f"kd_{k}": float(v.detach()) for k, v in kls.items()}
+        metrics = {f"kd_{k}": v.detach() for k, v in kls.items()}
         loss = self.alpha * kd
         if self.base is not None and self.alpha < 1.0:
             base = self.base(outputs, batch)

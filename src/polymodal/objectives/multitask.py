@@ -14,11 +14,13 @@ import torch
 from torch import nn
 
 from polymodal.errors import ModelError
-from polymodal.objectives.base import ObjectiveResult
+from polymodal.objectives.base import Objective, ObjectiveResult
 from polymodal.objectives.classification import ClassificationLoss
 
 
-class MultiTaskLoss(nn.Module):
+class MultiTaskLoss(Objective):
+    validation = ("classification",)
+
     def __init__(self, kinds: dict[str, str], weights: dict[str, float] | None = None, weighting: str = "fixed",
                  label_smoothing: float = 0.0) -> None:
         super().__init__()
@@ -34,7 +36,7 @@ class MultiTaskLoss(nn.Module):
         elif weighting != "fixed":
             raise ModelError(f"unknown multi-task weighting {weighting!r} (fixed, uncertainty)")
 
-    def forward(self, outputs: dict[str, Any], batch: dict[str, Any]) -> ObjectiveResult:
+    def forward(self, outputs: Any, batch: dict[str, Any]) -> ObjectiveResult:
         losses, metrics = self.base.per_head(outputs, batch)
         terms = []
         for col, loss in losses.items():
@@ -42,7 +44,7 @@ class MultiTaskLoss(nn.Module):
                 s = self.log_vars[col]
                 factor = 0.5 if self.kinds[col] == "regression" else 1.0
                 terms.append(factor * torch.exp(-s) * loss + 0.5 * s)
-                metrics[f"weight_{col}"] = float(factor * torch.exp(-s.detach()))
+                metrics[f"weight_{col}"] = factor * torch.exp(-s.detach())
             else:
                 terms.append(self.weights[col] * loss)
         return ObjectiveResult(torch.stack(terms).sum(), metrics)

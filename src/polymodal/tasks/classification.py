@@ -75,7 +75,7 @@ def _label_space(model: Any, data: EvalData, column: str) -> list[str]:
 def predict_scores(
     model: Any, data: EvalData, rows: list[dict[str, Any]], column: str, label_space: list[str], batch_size: int
 ) -> np.ndarray:
-    """Run ``model(batch)["logits"][column]`` over rows batched through the data layer's collate."""
+    """Run ``model(batch).logits[column]`` over rows batched through the data layer's collate."""
     import torch
 
     from polymodal.config import DataConfig
@@ -95,7 +95,7 @@ def predict_scores(
     with torch.inference_mode():
         for start in range(0, len(rows), batch_size):
             batch = collate([dataset[i] for i in range(start, min(start + batch_size, len(rows)))])
-            logits = model(batch)["logits"]
+            logits = model(batch).logits
             if column not in logits:
                 raise ModelError(f"the model has no head for label column {column!r} (heads: {', '.join(logits)})")
             outs.append(logits[column].float().cpu().numpy())

@@ -1,5 +1,7 @@
-"""Validation metrics: loss for every objective, in-batch retrieval recall@1 for contrastive
-models, accuracy / macro-F1 per label column for classifiers (reduced over processes)."""
+"""Validation metrics: the loss and the objective's own metrics for every objective, plus what
+the objective declares in ``validation``: in-batch retrieval recall@1 (``"retrieval"``, read
+from an ``EmbeddingOutput``) and accuracy / macro-F1 per label column (``"classification"``,
+read from a ``ClassifierOutput``), reduced over processes."""
 
 from __future__ import annotations
 
@@ -9,6 +11,9 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate.utils import gather_object
+
+from polymodal.errors import TrainingError
+from polymodal.models.outputs import ClassifierOutput, EmbeddingOutput
 
 
 def _recall_hits(a: torch.Tensor, b: torch.Tensor) -> tuple[float, int]:
@@ -27,6 +32,7 @@ def evaluate(model: Any, objective: Callable[[Any, Any], Any], batches: Iterable
     obj_metrics: dict[str, float] = {}
     preds: dict[str, list[np.ndarray]] = {c: [] for c in label_columns}
     golds: dict[str, list[np.ndarray]] = {c: [] for c in label_columns}
+    declared = tuple(getattr(objective, "validation", ()))
     for batch in batches:
         with accelerator.autocast():
             out = model(batch)
@@ -34,11 +40,13 @@ def evaluate(model: Any, objective: Callable[[Any, Any], Any], batches: Iterable
         n = len(batch["id"])
         totals["loss"] += float(res.loss) * n
         totals["n"] += n
-        for key, value in (getattr(res, "metrics", None) or {}).items():
+        for key, value in res.metrics.items():
             obj_metrics[key] = obj_metrics.get(key, 0.0) + float(value) * n
-        emb = out.get("embeddings") if isinstance(out, dict) else None
-        logits = out.get("logits") if isinstance(out, dict) else None
-        if emb and not logits and len(emb) >= 2:
+        if "retrieval" in declared:
+            if not isinstance(out, EmbeddingOutput):
+                raise TrainingError(f"the objective asks for retrieval validation, but the model returned "
+                                    f"{type(out).__name__}, not an EmbeddingOutput")
+            emb = out.embeddings
             keys = sorted(emb)
             for i in range(len(keys)):
                 for j in range(i + 1, len(keys)):
@@ -48,10 +56,13 @@ def evaluate(model: Any, objective: Callable[[Any, Any], Any], batches: Iterable
                     hits, count = _recall_hits(a, b)
                     totals["hits"] += hits / accelerator.num_processes
                     totals["pairs"] += count / accelerator.num_processes
-        if logits:
+        if "classification" in declared:
+            if not isinstance(out, ClassifierOutput):
+                raise TrainingError(f"the objective asks for classification validation, but the model returned "
+                                    f"{type(out).__name__}, not a ClassifierOutput")
             for col in label_columns:
-                if col in logits and col in batch:
-                    preds[col].append(logits[col].float().cpu().numpy())
+                if col in out.logits and col in batch:
+                    preds[col].append(out.logits[col].float().cpu().numpy())
                     golds[col].append(batch[col].cpu().numpy())
     keys = ["loss", "n", "hits", "pairs", *sorted(obj_metrics)]
     vec = torch.tensor([totals.get(k, obj_metrics.get(k, 0.0)) for k in keys], dtype=torch.float64,

@@ -6,6 +6,7 @@ import hashlib
 import json
 import random
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from polymodal.config import RunConfig, dump_config
 from polymodal.errors import TrainingError
 from polymodal.runtime.precision import PrecisionDecision, decide_precision
 from polymodal.train import checkpoint as ckpt
-from polymodal.train.strategies import apply_strategy, find_towers, merge_lora, save_adapters
+from polymodal.train.strategies import StrategyReport, apply_strategy, find_towers, merge_lora, save_adapters
 from polymodal.train.trainer import DataSplit, Trainer, TrainResult
 
 
@@ -74,7 +75,9 @@ def make_accelerator(cfg: RunConfig, decision: PrecisionDecision | None = None) 
 
 
 def _label_columns(cfg: RunConfig, manifest_columns: list[str]) -> list[str]:
-    if cfg.objective.kind in ("contrastive", "siglip"):
+    from polymodal.objectives import objective_kind
+
+    if not objective_kind(cfg.objective.kind).uses_labels:
         return []
     if cfg.data.label_columns:
         return list(cfg.data.label_columns)
@@ -83,7 +86,23 @@ def _label_columns(cfg: RunConfig, manifest_columns: list[str]) -> list[str]:
     return ["label"] if "label" in manifest_columns else manifest_columns[:1]
 
 
-def build_parts(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+@dataclass
+class RunParts:
+    """Everything one run trains with, built from its config (``build_parts``)."""
+
+    model: torch.nn.Module
+    objective: torch.nn.Module
+    strategy: StrategyReport
+    label_columns: list[str]
+    train: DataSplit
+    val: DataSplit | None
+    # digests of the data rows and model config: a resume must see the same ones
+    fingerprint: dict[str, str]
+    label_spaces: dict[str, list[str]]
+    precision: PrecisionDecision
+
+
+def build_parts(cfg: RunConfig, run_dir: Path) -> RunParts:
     """Data splits, model (strategy applied), objective and fingerprint for one run."""
     from polymodal.data.loader import MultimodalDataset, build_label_spaces, make_collate
     from polymodal.data.sources import load_manifest
@@ -160,12 +179,12 @@ def build_parts(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
         "data": _digest([train_rows, val_rows]),
         "model": _digest(cfg.model.model_dump(mode="json")),
     }
-    return {
-        "model": model, "objective": objective, "strategy": strategy, "label_columns": label_columns,
-        "train": DataSplit(train_ds, collate, dc.num_workers),
-        "val": DataSplit(val_ds, collate, dc.num_workers) if val_rows else None,
-        "fingerprint": fingerprint, "label_spaces": label_spaces, "precision": precision,
-    }
+    return RunParts(
+        model=model, objective=objective, strategy=strategy, label_columns=label_columns,
+        train=DataSplit(train_ds, collate, dc.num_workers),
+        val=DataSplit(val_ds, collate, dc.num_workers) if val_rows else None,
+        fingerprint=fingerprint, label_spaces=label_spaces, precision=precision,
+    )
 
 
 def export_model(model: torch.nn.Module, out: Path) -> None:
@@ -212,14 +231,14 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False, force: bool
         dump_config(cfg, run_dir / "config.yaml")
     state.wait_for_everyone()
     parts = build_parts(cfg, run_dir)
-    precision: PrecisionDecision = parts["precision"]
+    precision = parts.precision
     accelerator = make_accelerator(cfg, precision)
     if accelerator.is_main_process:
         (run_dir / "precision.json").write_text(json.dumps(precision.to_json(), indent=2) + "\n", encoding="utf-8")
         print(f"precision: {'float32' if precision.mixed_precision == 'no' else precision.mixed_precision} "
               f"({precision.reason})", flush=True)
     if cfg.train.gradient_checkpointing:
-        for modality, tower in find_towers(parts["model"]).items():
+        for modality, tower in find_towers(parts.model).items():
             # the HF model is the encoder itself or the adapter's `.model`
             hf = tower.encoder if hasattr(tower.encoder, "gradient_checkpointing_enable") else \
                 getattr(tower.encoder, "model", None)
@@ -227,11 +246,11 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False, force: bool
             if not callable(enable):
                 raise TrainingError(f"train.gradient_checkpointing: the {modality} tower is not an HF model")
             enable()
-    trainer = Trainer(cfg, parts["model"], parts["objective"], parts["train"], parts["val"], run_dir,
-                      parts["strategy"], parts["fingerprint"], parts["label_columns"], accelerator,
+    trainer = Trainer(cfg, parts.model, parts.objective, parts.train, parts.val, run_dir,
+                      parts.strategy, parts.fingerprint, parts.label_columns, accelerator,
                       export=export_model, precision=precision)
     if accelerator.is_main_process:
-        print(parts["strategy"].summary(), flush=True)
+        print(parts.strategy.summary(), flush=True)
     result = trainer.fit(resume_path, force)
     if accelerator.is_main_process:
         from polymodal.report import write_run_report

@@ -267,6 +267,7 @@ class Trainer:
     # ------------------------------------------------------------ one optimizer step
     def _step(self, micro: Iterator[dict[str, Any]], n_micro: int, fault: tuple[int, int] | None) -> float:
         losses, ids = [], []
+        step_metrics: dict[str, list[torch.Tensor]] = {}
         for i in range(n_micro):
             batch = move(next(micro), self.acc.device)
             sync = contextlib.nullcontext() if i == n_micro - 1 else self.acc.no_sync(self.model)
@@ -275,10 +276,13 @@ class Trainer:
                     res = self.objective(self.model(batch), batch)
                 self.acc.backward(res.loss / n_micro)
             losses.append(res.loss.detach().float())
+            for key, value in res.metrics.items():  # tensors: read only when logged (no sync per step)
+                step_metrics.setdefault(key, []).append(value.detach().float())
             ids += list(batch["id"])
             self.samples += len(batch["id"]) * self.world
             if fault == (self.global_step + 1, i):
                 os.kill(os.getpid(), signal.SIGKILL)
+        self._step_metrics = {k: torch.stack(v).mean() for k, v in step_metrics.items()}
         norm = self.acc.clip_grad_norm_(self.params, self.tc.max_grad_norm or float("inf"))
         loss = torch.stack(losses).mean()
         bad = not torch.isfinite(loss).item()
@@ -374,9 +378,11 @@ class Trainer:
         rate = (self.samples - s0) / max(time.perf_counter() - t0, 1e-9)
         bar.update(self.global_step, loss, rate)
         if self.global_step % tc.log_every == 0 or epoch_end:
+            # the objective's own metrics of this step (this process's batch), read now, not every step
+            extra = {k: float(v) for k, v in self._step_metrics.items()}
             self.log.log("train", self.global_step, {"epoch": self.epoch, "loss": loss,
                                                      "lr": self.scheduler.get_last_lr()[0],
-                                                     "samples_per_s": rate, "samples": self.samples})
+                                                     "samples_per_s": rate, "samples": self.samples, **extra})
         done = self.global_step >= self.total_steps
         want_eval = (tc.eval_every is not None and self.global_step % tc.eval_every == 0) or \
             (tc.eval_every is None and epoch_end) or done
@@ -394,6 +400,7 @@ class Trainer:
         return done or self.early.stopped or term
 
     _evaluated_at = -1
+    _step_metrics: dict[str, torch.Tensor] = {}
 
     def _export(self) -> None:
         model = self.acc.unwrap_model(self.model)

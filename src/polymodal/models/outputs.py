@@ -1,0 +1,34 @@
+"""What models return: dataclasses with a fixed field order, read by field, never by guessing.
+
+The order is part of the contract (ONNX export flattens outputs in field order). Consumers
+tell a dual encoder from a classifier by the output's type, not by which keys are present.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class EmbeddingOutput:
+    """A dual encoder's (or single tower's) pass: L2-normalised float32 embeddings per modality,
+    and, for dual encoders, the similarity scale exp(t) (+ SigLIP's bias)."""
+
+    embeddings: dict[str, torch.Tensor]
+    logit_scale: torch.Tensor | None = None
+    logit_bias: torch.Tensor | None = None
+
+
+@dataclass
+class ClassifierOutput:
+    """A fusion / classifier model's pass: logits per label column (the heads), the pooled
+    tower outputs the fusion read (empty for token-level fusions) and the fused vector."""
+
+    logits: dict[str, torch.Tensor]
+    embeddings: dict[str, torch.Tensor] = field(default_factory=dict)
+    fused: torch.Tensor | None = None
+
+
+ModelOutput = EmbeddingOutput | ClassifierOutput
