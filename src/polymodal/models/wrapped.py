@@ -19,6 +19,7 @@ from polymodal.models.encoders.hf_common import hf_call, hub_kwargs
 from polymodal.models.encoders.hf_text import HFTextEncoder
 from polymodal.models.encoders.hf_vision import HFVisionEncoder
 from polymodal.models.hf_types import wrapped_row
+from polymodal.models.hub import register_model_class
 from polymodal.models.towers import Tower
 
 
@@ -95,3 +96,6 @@ class WrappedDualEncoder(DualEncoder):
         wrapped.card_info = {"name": preset or name, "source": name}
         wrapped.eval()
         return wrapped
+
+
+register_model_class(WrappedDualEncoder)
