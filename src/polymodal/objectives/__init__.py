@@ -54,9 +54,9 @@ def build_objective(objective_cfg: ObjectiveConfig, model: nn.Module, label_spac
     if cfg.kind == "distill":
         if not cfg.teacher:
             raise ModelError("objective.teacher must name the teacher model (preset, folder or run dir)")
-        from polymodal.api import load
+        from polymodal.models.loading import load_model
 
-        teacher = load(cfg.teacher)
+        teacher = load_model(cfg.teacher)
         base: Any = (
             ClassificationLoss(_head_kinds(model), cfg.label_smoothing) if getattr(model, "heads", None)
             else ContrastiveLoss(pairs, cfg.gather_with_grad)  # type: ignore[arg-type]
