@@ -37,6 +37,11 @@ def test_lit_run_keeps_the_locked_tower_and_writes_report(shapes: Path, tmp_path
     assert (tmp_path / "run" / "report.html").is_file()
     assert result.steps > 0
     model = polymodal.load(str(tmp_path / "run" / "model"))
+    # the folder records that LoRA was merged into its text tower, with the adapter's settings
+    merged = {"kind": "lora_merged", "towers": ["text"], "r": cfg.train.lora.r, "alpha": cfg.train.lora.alpha}
+    assert json.loads((tmp_path / "run" / "model" / "config.json").read_text())["transforms"] == [merged]
+    assert model.transforms == [merged]
+    assert "lora_merged" in (tmp_path / "run" / "model" / "README.md").read_text()
     # the locked image encoder kept its weights; the text encoder changed through merged LoRA
     fresh = polymodal.load("tiny-dual")
     img_a = dict(model.towers["image"].encoder.named_parameters())

@@ -16,7 +16,8 @@ _EXPORTS = {
     "CrossAttentionFusion": "polymodal.models.fusion", "ClassificationHead": "polymodal.models.heads",
     "MultiLabelHead": "polymodal.models.heads", "RegressionHead": "polymodal.models.heads",
     "build_model": "polymodal.models.build", "build_preset": "polymodal.models.build",
-    "load_pretrained": "polymodal.models.hub",
+    "load_pretrained": "polymodal.models.hub", "register_model_class": "polymodal.models.hub",
+    "load_model": "polymodal.models.loading", "record_transform": "polymodal.models.transforms",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -20,6 +20,7 @@ from polymodal.config import FusionSpec, HeadSpec, ModelConfig
 from polymodal.errors import ModelError
 from polymodal.models.dual import DualEncoder, EmbeddingModel
 from polymodal.models.heads import Head, build_head
+from polymodal.models.loading import load_model
 from polymodal.models.presets import Preset, get_preset, is_preset
 from polymodal.models.towers import Tower, build_tower
 
@@ -69,9 +70,7 @@ def _base_model(cfg: ModelConfig) -> tuple[EmbeddingModel | None, dict[str, Towe
         kw = {"init_temperature": cfg.init_temperature, "learn_temperature": cfg.learn_temperature}
         base = build_preset(cfg.preset, local_files_only=cfg.local_files_only, **(kw if preset.kind == "dual" else {}))
         return base, dict(base.towers.items()), preset.embed_dim  # type: ignore[arg-type]
-    from polymodal.api import load
-
-    base = load(cfg.preset, local_files_only=cfg.local_files_only)
+    base = load_model(cfg.preset, local_files_only=cfg.local_files_only)
     if not isinstance(base, EmbeddingModel) and not hasattr(base, "towers"):
         raise ModelError(f"{cfg.preset} holds no towers to build on")
     return base, dict(base.towers.items()), getattr(base, "embed_dim", None)

@@ -25,7 +25,7 @@ from torch import nn
 
 from polymodal.errors import ModelError
 from polymodal.models.cpu_fast import pack_linears, worker_plan
-from polymodal.models.hub import PretrainedMixin
+from polymodal.models.hub import PretrainedMixin, register_model_class
 from polymodal.models.outputs import EmbeddingOutput
 from polymodal.models.towers import Tower, move, tower_from_saved
 from polymodal.runtime.precision import decide_precision
@@ -195,6 +195,9 @@ class EmbeddingModel(PretrainedMixin, nn.Module):
         return cls(cls._towers_from_config(config, folder))
 
 
+register_model_class(EmbeddingModel)
+
+
 class DualEncoder(EmbeddingModel):
     """N >= 2 towers projected into one ``embed_dim`` space with a learnable temperature."""
 
@@ -255,3 +258,6 @@ class DualEncoder(EmbeddingModel):
         if config.get("logit_bias"):
             model.add_logit_bias()
         return model
+
+
+register_model_class(DualEncoder)

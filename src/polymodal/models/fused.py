@@ -13,6 +13,7 @@ from polymodal.errors import ModelError
 from polymodal.models.dual import EmbeddingModel
 from polymodal.models.fusion import Fusion, build_fusion
 from polymodal.models.heads import Head, head_from_spec
+from polymodal.models.hub import register_model_class
 from polymodal.models.outputs import ClassifierOutput
 from polymodal.models.towers import Tower
 
@@ -66,3 +67,6 @@ class FusionModel(EmbeddingModel):
         used = {m: towers[m] for m in config["inputs"]}
         heads = {col: head_from_spec(s) for col, s in config["heads"].items()}
         return cls(towers, build_fusion(spec, used), heads, config["inputs"], spec)
+
+
+register_model_class(FusionModel)

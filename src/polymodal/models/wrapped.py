@@ -18,28 +18,24 @@ from polymodal.models.dual import DualEncoder
 from polymodal.models.encoders.hf_common import hf_call, hub_kwargs
 from polymodal.models.encoders.hf_text import HFTextEncoder
 from polymodal.models.encoders.hf_vision import HFVisionEncoder
+from polymodal.models.hf_types import wrapped_row
+from polymodal.models.hub import register_model_class
 from polymodal.models.towers import Tower
-
-# model_type -> how the text tower pools (CLIP/SigLIP: the model's pooler; Chinese-CLIP: CLS)
-TEXT_POOLING = {"clip": "pooler", "siglip": "pooler", "chinese_clip": "cls"}
 
 
 def _model_class(model_type: str) -> Any:
     import transformers as tf
 
-    classes = {"clip": tf.CLIPModel, "chinese_clip": tf.ChineseCLIPModel, "siglip": tf.SiglipModel}
-    if model_type not in classes:
-        raise ModelError(f"cannot wrap a {model_type!r} model as a dual encoder (supported: {sorted(classes)})")
-    return classes[model_type]
+    # which model types wrap, and as which transformers class: models/hf_types.py
+    return getattr(tf, str(wrapped_row(model_type).wrap_class))
 
 
 class WrappedDualEncoder(DualEncoder):
     def __init__(self, hf_model: nn.Module, tokenizer: Any, image_processor: Any, source: str = "") -> None:
         config: Any = hf_model.config
-        mtype = config.model_type
-        text_spec: dict[str, Any] = {"modality": "text", "source": "hf", "name_or_path": source, "pooling": TEXT_POOLING[mtype]}
-        if mtype == "siglip":  # SigLIP was trained on texts padded to 64 tokens and pools the last one
-            text_spec.update(padding="max_length", max_length=64, use_attention_mask=False)
+        row = wrapped_row(config.model_type)  # text pooling and tokenizing per type (SigLIP: padded to 64)
+        text_spec: dict[str, Any] = {"modality": "text", "source": "hf", "name_or_path": source,
+                                     "pooling": row.text_pooling, **row.text_options}
         image_spec = {"modality": "image", "source": "hf", "name_or_path": source, "pooling": "pooler"}
         proj_v = getattr(hf_model, "visual_projection", None)
         proj_t = getattr(hf_model, "text_projection", None)
@@ -101,3 +97,5 @@ class WrappedDualEncoder(DualEncoder):
         wrapped.eval()
         return wrapped
 
+
+register_model_class(WrappedDualEncoder)

@@ -78,9 +78,9 @@ def _multitask(cfg: MultiTaskConfig, model: nn.Module, _labels: Any) -> nn.Modul
 def _distill(cfg: DistillConfig, model: nn.Module, _labels: Any) -> nn.Module:
     if not cfg.teacher:
         raise ModelError("objective.teacher must name the teacher model (preset, folder or run dir)")
-    from polymodal.api import load
+    from polymodal.models.loading import load_model
 
-    teacher = load(cfg.teacher)
+    teacher = load_model(cfg.teacher)
     base: Any = (ClassificationLoss(_head_kinds(model), cfg.label_smoothing) if getattr(model, "heads", None)
                  else ContrastiveLoss(_pairs(cfg), cfg.gather_with_grad))
     return DistillationLoss(teacher, base, cfg.distill_temperature, cfg.distill_alpha)

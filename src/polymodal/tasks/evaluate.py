@@ -17,12 +17,13 @@ def load_model(model_or_path: Any) -> tuple[Any, str]:
     """(model, display name) from a loaded model, preset name, save_pretrained folder or run dir."""
     if not isinstance(model_or_path, str | Path):
         return model_or_path, str(getattr(model_or_path, "name", type(model_or_path).__name__))
-    import polymodal
-
     name = str(model_or_path)
     try:
-        return polymodal.load(name), name
-    except ModuleNotFoundError as exc:  # the models layer missing in this install
+        # the model layer's loader (what polymodal.load is an alias of), imported on first use
+        from polymodal.models.loading import load_model as load
+
+        return load(name), name
+    except ModuleNotFoundError as exc:  # the models layer (or a dependency of it) missing in this install
         raise ModelError(f"cannot load model {name!r}: {exc}") from None
 
 

@@ -192,8 +192,15 @@ def export_model(model: torch.nn.Module, out: Path) -> None:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    save_adapters(model, out / "adapters")
+    adapters = save_adapters(model, out / "adapters")
     merge_lora(model)
+    if adapters:
+        from polymodal.models.transforms import record_transform
+
+        # the saved weights hold W + BA now; r and alpha as peft wrote them beside the adapters
+        lora = json.loads((adapters[0] / "adapter_config.json").read_text(encoding="utf-8"))
+        record_transform(model, "lora_merged", towers=[p.name for p in adapters], r=lora.get("r"),
+                         alpha=lora.get("lora_alpha"))
     save = getattr(model, "save_pretrained", None)
     if not callable(save):
         raise TrainingError(f"{type(model).__name__} has no save_pretrained; cannot export the model")

@@ -16,6 +16,7 @@ from polymodal.models.encoders.hf_common import (
     hub_kwargs,
     load_backbone,
 )
+from polymodal.models.hf_types import hf_type
 
 
 class HFAudioEncoder(HFEncoder):
@@ -25,13 +26,13 @@ class HFAudioEncoder(HFEncoder):
         super().__init__(model, feature_extractor, spec)
         self.sample_rate = int(getattr(feature_extractor, "sampling_rate", 16000))
         # Whisper's encoder only takes full 30 s windows of log-mel frames
-        self.is_whisper = getattr(model.config, "model_type", "") == "whisper"  # type: ignore[union-attr]
+        self.pad_to_window = hf_type(getattr(model.config, "model_type", "")).pad_to_window  # type: ignore[union-attr]
 
     def preprocess(self, items: list[Any]) -> dict[str, torch.Tensor]:
         waves = [as_waveform(w) for w in items]
         enc = self.processor(
             waves, sampling_rate=self.sample_rate, return_tensors="pt",
-            padding="max_length" if self.is_whisper else True, return_attention_mask=True,
+            padding="max_length" if self.pad_to_window else True, return_attention_mask=True,
         )
         return {k: v for k, v in enc.items() if isinstance(v, torch.Tensor)}
 

@@ -14,12 +14,9 @@ from torch import nn
 
 from polymodal.errors import ModelError
 from polymodal.models.encoders.base import ATTENTION_LINEARS, Encoder, largest_module_list, linear_names
+from polymodal.models.hf_types import SUB_CONFIG, check_supported, hf_type
 
 T = TypeVar("T")
-
-# composite dual-encoder checkpoints: a single tower takes one half of them
-COMPOSITE_TYPES = ("clip", "siglip", "siglip2", "chinese_clip", "altclip", "clap")
-SUB_CONFIG = {"text": "text_config", "image": "vision_config", "video": "vision_config", "audio": "audio_config"}
 
 
 def env_offline() -> bool:
@@ -89,12 +86,12 @@ def load_backbone(name: str, modality: str, kw: dict[str, Any]) -> nn.Module:
     hf_logging.disable_progress_bar()  # no per-tower "Loading weights" bars in our output
 
     config = hf_call(name, lambda: AutoConfig.from_pretrained(name, **kw))
-    if config.model_type == "whisper":
-        from transformers import WhisperModel
-
-        return hf_call(name, lambda: WhisperModel.from_pretrained(name, **kw)).get_encoder()
+    check_supported(config.model_type, name)
+    if hf_type(config.model_type).encoder_half:  # an encoder-decoder (Whisper): the tower is its encoder
+        return hf_call(name, lambda: AutoModel.from_pretrained(name, config=config, **kw)).get_encoder()
     sub_attr = SUB_CONFIG.get(modality)
-    if config.model_type in COMPOSITE_TYPES and sub_attr and hasattr(config, sub_attr):
+    # a composite (CLIP-like) checkpoint: a single tower takes its modality's half
+    if hf_type(config.model_type).composite and sub_attr and hasattr(config, sub_attr):
         sub_cfg = getattr(config, sub_attr)
         cls: Any = MODEL_MAPPING[type(sub_cfg)]
         return hf_call(name, lambda: cls.from_pretrained(name, **kw))
@@ -106,10 +103,8 @@ def backbone_from_assets(folder: Path) -> nn.Module:
     from transformers import AutoConfig, AutoModel
 
     config = AutoConfig.from_pretrained(folder, local_files_only=True)
-    if config.model_type == "whisper":
-        from transformers import WhisperModel
-
-        return WhisperModel(config).get_encoder()
+    if hf_type(config.model_type).encoder_half:
+        return AutoModel.from_config(config).get_encoder()
     return AutoModel.from_config(config)
 
 
