@@ -14,6 +14,7 @@ from polymodal.cli.main import build_cli
 from polymodal.embed import embed_items, read_items
 from polymodal.errors import DataError
 from polymodal.models.dual import EmbeddingModel
+from polymodal.runtime.engine import RUNTIME
 
 SENTENCES = [
     "x",
@@ -102,25 +103,28 @@ def test_minilm_fast_path_matches_plain_fp32_forward(minilm) -> None:  # type: i
     ref = _plain_fp32(minilm, texts)
     assert torch.nn.functional.cosine_similarity(fast, ref).min() >= 0.999
     # the fast path really ran in bf16 (a bf16 weight copy), and fp32 encode is the reference itself
-    assert next(minilm._bf16_copies["text"][1].parameters()).dtype == torch.bfloat16
+    copy = RUNTIME.bf16_copy(minilm, "text")
+    assert copy is not None and next(copy.parameters()).dtype == torch.bfloat16
     assert not any("bf16" in k for k in minilm.state_dict())  # the copy is no submodule
     assert all(p.dtype == torch.float32 for p in minilm.parameters())  # the original is untouched
-    assert minilm._bf16_copies["text"][1].tokenizer is minilm.tower("text").encoder.tokenizer
+    assert copy.tokenizer is minilm.tower("text").encoder.tokenizer
     torch.testing.assert_close(minilm.encode_text(texts, bf16=False), ref, atol=1e-5, rtol=1e-4)
 
 
 def test_bf16_copy_follows_weight_updates(tiny) -> None:  # type: ignore[no-untyped-def]
     before = tiny.encode_text(SENTENCES, bf16=True)
-    first_copy = tiny._bf16_copies["text"][1]
-    assert tiny.encode_text(SENTENCES, bf16=True) is not None and tiny._bf16_copies["text"][1] is first_copy
+    first_copy = RUNTIME.bf16_copy(tiny, "text")
+    assert first_copy is not None
+    assert tiny.encode_text(SENTENCES, bf16=True) is not None and RUNTIME.bf16_copy(tiny, "text") is first_copy
     emb = tiny.tower("text").encoder.model.get_input_embeddings()
     with torch.no_grad():
         emb.weight.mul_(-1.0)  # an in-place update, as an optimizer step makes
     try:
         after = tiny.encode_text(SENTENCES, bf16=True)
-        assert tiny._bf16_copies["text"][1] is not first_copy
+        assert RUNTIME.bf16_copy(tiny, "text") is not first_copy
         assert not torch.allclose(before, after, atol=1e-3)
         torch.testing.assert_close(after, tiny.encode_text(SENTENCES, bf16=False), atol=3e-2, rtol=0)
     finally:
         with torch.no_grad():
             emb.weight.mul_(-1.0)
+
