@@ -129,3 +129,21 @@ def test_undecodable_items_are_named() -> None:
 def test_module_level_encode_is_the_model_method(images: list[Image.Image]) -> None:
     model = build_preset("tiny-dual")
     assert torch.equal(engine.encode(model, "image", images, batch_size=5), model.encode_image(images, batch_size=5))
+
+
+def test_encode_on_another_device_runs_the_copy_and_leaves_the_model(monkeypatch: pytest.MonkeyPatch,
+                                                                     images: list[Image.Image]) -> None:
+    # no second device on a CPU-only machine: the model is made to look as if it lived elsewhere,
+    # so device="cpu" takes the copy path (on a GPU machine tests/gpu runs the real thing)
+    model = build_preset("tiny-dual").train()
+    want = {m: model.encode(m, items, bf16=False) for m, items in (("text", TEXTS), ("image", images))}
+    params_before = list(model.parameters())
+    monkeypatch.setattr(engine, "_model_device", lambda _: torch.device("meta"))
+    for modality, items in (("text", TEXTS), ("image", images)):
+        assert torch.equal(model.encode(modality, items, bf16=False, device="cpu"), want[modality])
+    copy_ = RUNTIME.copies.peek(model, "device:cpu")
+    assert copy_ is not None and copy_ is not model and not copy_.training
+    params_after = list(model.parameters())  # not moved, not switched to eval
+    assert model.training and all(a is b and a.device.type == "cpu" for a, b in zip(params_after, params_before, strict=True))
+    RUNTIME.clear(model)
+    assert RUNTIME.copies.peek(model, "device:cpu") is None
