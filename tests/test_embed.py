@@ -14,6 +14,7 @@ from polymodal.cli.main import build_cli
 from polymodal.embed import embed_items, read_items
 from polymodal.errors import DataError
 from polymodal.models.dual import EmbeddingModel
+from polymodal.runtime.engine import RUNTIME
 
 SENTENCES = [
     "x",
@@ -102,25 +103,95 @@ def test_minilm_fast_path_matches_plain_fp32_forward(minilm) -> None:  # type: i
     ref = _plain_fp32(minilm, texts)
     assert torch.nn.functional.cosine_similarity(fast, ref).min() >= 0.999
     # the fast path really ran in bf16 (a bf16 weight copy), and fp32 encode is the reference itself
-    assert next(minilm._bf16_copies["text"][1].parameters()).dtype == torch.bfloat16
+    copy = RUNTIME.bf16_copy(minilm, "text")
+    assert copy is not None and next(copy.parameters()).dtype == torch.bfloat16
     assert not any("bf16" in k for k in minilm.state_dict())  # the copy is no submodule
     assert all(p.dtype == torch.float32 for p in minilm.parameters())  # the original is untouched
-    assert minilm._bf16_copies["text"][1].tokenizer is minilm.tower("text").encoder.tokenizer
+    assert copy.tokenizer is minilm.tower("text").encoder.tokenizer
     torch.testing.assert_close(minilm.encode_text(texts, bf16=False), ref, atol=1e-5, rtol=1e-4)
 
 
 def test_bf16_copy_follows_weight_updates(tiny) -> None:  # type: ignore[no-untyped-def]
     before = tiny.encode_text(SENTENCES, bf16=True)
-    first_copy = tiny._bf16_copies["text"][1]
-    assert tiny.encode_text(SENTENCES, bf16=True) is not None and tiny._bf16_copies["text"][1] is first_copy
+    first_copy = RUNTIME.bf16_copy(tiny, "text")
+    assert first_copy is not None
+    assert tiny.encode_text(SENTENCES, bf16=True) is not None and RUNTIME.bf16_copy(tiny, "text") is first_copy
     emb = tiny.tower("text").encoder.model.get_input_embeddings()
     with torch.no_grad():
         emb.weight.mul_(-1.0)  # an in-place update, as an optimizer step makes
     try:
         after = tiny.encode_text(SENTENCES, bf16=True)
-        assert tiny._bf16_copies["text"][1] is not first_copy
+        assert RUNTIME.bf16_copy(tiny, "text") is not first_copy
         assert not torch.allclose(before, after, atol=1e-3)
         torch.testing.assert_close(after, tiny.encode_text(SENTENCES, bf16=False), atol=3e-2, rtol=0)
     finally:
         with torch.no_grad():
             emb.weight.mul_(-1.0)
+
+
+# ------------------------------------------------------------------ media through the real CLI
+def _embed_cli(model: str, manifest: Path, modality: str, out: Path, batch_size: int = 3) -> np.ndarray:
+    args = ["embed", model, "--data", str(manifest), "--modality", modality, "--out", str(out),
+            "--batch-size", str(batch_size)]
+    assert run_cli(args) == 0
+    return np.load(out, allow_pickle=False)
+
+
+def _check_media_embedding(model_name: str, manifest: Path, modality: str, tmp_path: Path) -> None:
+    """The CLI's rows equal ``encode_<modality>`` on the decoded items, in manifest order."""
+    from polymodal.runtime.decode import decode_items
+
+    got = _embed_cli(model_name, manifest, modality, tmp_path / f"{modality}.npy")
+    rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
+    model = polymodal.load(model_name)
+    decoded = decode_items(model, modality, [manifest.parent / r[modality] for r in rows])
+    want = getattr(model, f"encode_{modality}")(decoded, batch_size=3).numpy()
+    assert got.dtype == np.float32 and got.shape == (len(rows), model.embed_dim)
+    np.testing.assert_array_equal(got, want)
+    assert (tmp_path / f"{modality}.ids.txt").read_text(encoding="utf-8").split() == [r["id"] for r in rows]
+
+
+def test_embed_images_of_a_manifest(tmp_path: Path) -> None:
+    from polymodal.data.builtin import make_dataset
+
+    _check_media_embedding("tiny-dual", make_dataset("shapes", tmp_path / "shapes", n=8), "image", tmp_path)
+
+
+def test_embed_video_frame_folders(tmp_path: Path) -> None:
+    from polymodal.data.builtin import make_dataset
+
+    _check_media_embedding("tiny-video-text", make_dataset("moving-shapes", tmp_path / "clips", n=7), "video", tmp_path)
+
+
+def test_embed_audio_files_at_another_rate(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    rows = []
+    for i, (seconds, rate) in enumerate([(0.4, 22050), (1.1, 8000), (0.7, 44100), (0.25, 16000), (0.9, 22050)]):
+        t = np.arange(int(seconds * rate)) / rate
+        sf.write(tmp_path / f"clip{i}.wav", 0.3 * np.sin(2 * np.pi * (200 + 150 * i) * t), rate)
+        rows.append({"id": f"a{i}", "audio": f"clip{i}.wav", "text": f"tone {i}"})
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    _check_media_embedding("tiny-audio-text", manifest, "audio", tmp_path)
+
+
+def test_embed_spoken_words(tmp_path: Path) -> None:
+    import shutil
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (the spoken-words dataset needs it)")
+    from polymodal.data.builtin import make_dataset
+
+    _check_media_embedding("tiny-audio-text", make_dataset("spoken-words", tmp_path / "sw", n=6), "audio", tmp_path)
+
+
+def test_embed_names_the_row_of_an_unreadable_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "bad.wav").write_bytes(b"RIFF but not really")
+    (tmp_path / "manifest.jsonl").write_text(json.dumps({"id": "broken", "audio": "bad.wav"}) + "\n", encoding="utf-8")
+    args = ["embed", "tiny-audio-text", "--data", str(tmp_path / "manifest.jsonl"), "--modality", "audio",
+            "--out", str(tmp_path / "x.npy")]
+    assert run_cli(args) == 2  # a clean one-line error, no traceback
+    err = " ".join(capsys.readouterr().err.split())
+    assert "row 'broken': audio item 0 (" in err and "bad.wav'): cannot decode audio" in err
+    assert not (tmp_path / "x.npy").exists()

@@ -1,7 +1,8 @@
 """Batch embedding of a manifest's (or a text file's) items with any polymodal model.
 
 Work is ordered by length (text) so each batch carries little padding, then put back in
-input order; the model's own ``encode`` does the batching, inference mode and bf16.
+input order; ``model.encode`` (the runtime) decodes the items (paths of images, audio,
+video) through the same decode path as training, batches them and picks the precision.
 """
 
 from __future__ import annotations
@@ -74,11 +75,16 @@ def embed_items(
     on_progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Embed ``items`` with ``model.encode(modality, ...)`` -> float32 array (n, d) in input order."""
+    from polymodal.runtime.decode import DecodeError
+
     order = length_order(items, modality)
     parts: list[np.ndarray] = []
     for start in range(0, len(order), chunk):
         idx = order[start : start + chunk]
-        out = model.encode(modality, [items[i] for i in idx], batch_size=batch_size)
+        try:
+            out = model.encode(modality, [items[i] for i in idx], batch_size=batch_size)
+        except DecodeError as exc:  # name the item by its position in ``items``
+            raise exc.at(idx[exc.index]) from None
         parts.append(out.float().cpu().numpy())
         if on_progress is not None:
             on_progress(len(idx))
@@ -110,8 +116,13 @@ def embed_to_file(
     ids, items = read_items(data, modality, split)
     if on_total is not None:
         on_total(len(items))
+    from polymodal.runtime.decode import DecodeError
+
     model = polymodal.load(model_name)
-    vectors = embed_items(model, items, modality, batch_size=batch_size, on_progress=on_progress)
+    try:
+        vectors = embed_items(model, items, modality, batch_size=batch_size, on_progress=on_progress)
+    except DecodeError as exc:
+        raise DataError(f"{data}: row {ids[exc.index]!r}: {exc}") from None
     out_path = Path(out)
     if out_path.suffix != ".npy":
         out_path = out_path.with_suffix(".npy")

@@ -51,7 +51,7 @@ def test_training_on_cuda_resolves_auto_to_bf16(tmp_path: Path) -> None:
 def test_encode_on_cuda_matches_cpu(images: list, texts: list[str]) -> None:
     from polymodal.models.build import build_preset
 
-    model = build_preset("tiny-dual")  # a private copy: encode(device=...) moves the model
+    model = build_preset("tiny-dual")  # stays on the CPU: encode(device="cuda") runs a cached copy there
     for modality, items in (("text", texts), ("image", images)):
         cpu = model.encode(modality, items, bf16=False, device="cpu")
         cuda = model.encode(modality, items, bf16=False, device="cuda")

@@ -1,4 +1,4 @@
-"""``polymodal embed``: batch-embed a manifest's text, images or audio into a .npy file."""
+"""``polymodal embed``: batch-embed a manifest's text, images, audio or video into a .npy file."""
 
 from __future__ import annotations
 

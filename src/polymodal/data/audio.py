@@ -19,18 +19,27 @@ from polymodal.errors import DataError
 SILENCE_PEAK = 1e-4  # about -80 dBFS: nothing audible, only dither or digital zero
 
 
-def _read(path: str | Path) -> tuple[np.ndarray, int]:
+def _read(src: str | Path | bytes) -> tuple[np.ndarray, int]:
+    import io
+
     import soundfile as sf
 
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: file not found")
-    if p.stat().st_size == 0:
-        raise DataError(f"{p}: empty file (0 bytes)")
+    if isinstance(src, bytes):
+        name = "<in-memory audio>"
+        if not src:
+            raise DataError(f"{name}: empty file (0 bytes)")
+        source: object = io.BytesIO(src)
+    else:
+        p = Path(src)
+        name, source = str(p), str(p)
+        if not p.is_file():
+            raise DataError(f"{p}: file not found")
+        if p.stat().st_size == 0:
+            raise DataError(f"{p}: empty file (0 bytes)")
     try:
-        data, rate = sf.read(str(p), dtype="float32", always_2d=True)
+        data, rate = sf.read(source, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise DataError(f"{p}: cannot decode audio ({exc})") from None
+        raise DataError(f"{name}: cannot decode audio ({exc})") from None
     return data, int(rate)
 
 
@@ -46,15 +55,18 @@ def resample(wave: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
 
 
 def load_audio(
-    path: str | Path,
+    path: str | Path | bytes,
     target_rate: int | None = None,
     *,
     min_seconds: float = 0.05,
     max_seconds: float | None = None,
     reject_silent: bool = True,
 ) -> np.ndarray:
-    """Decode ``path`` to a mono float32 waveform at ``target_rate`` (default: the file's rate)."""
+    """Decode ``path`` (or a file's bytes) to a mono float32 waveform at ``target_rate`` (default:
+    the file's rate)."""
     data, rate = _read(path)
+    if isinstance(path, bytes):
+        path = "<in-memory audio>"
     if data.shape[0] == 0:
         raise DataError(f"{path}: audio has no samples")
     seconds = data.shape[0] / rate

@@ -134,11 +134,10 @@ class MultimodalDataset(Dataset[dict[str, Any]]):
             return v2.Compose(steps)(image)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        from polymodal.data.audio import load_audio
-        from polymodal.data.image import load_image
-        from polymodal.data.text import clean_text
-        from polymodal.data.video import load_video
+        from polymodal.data.decode import DecodeOptions, decode_value
 
+        # the decode path inference shares (polymodal.runtime.decode), with this run's rules
+        options = DecodeOptions.from_config(self.cfg)
         row = self.rows[index]
         rid = str(row.get("id", index))
         sample: dict[str, Any] = {"id": rid, "_row": row}
@@ -154,24 +153,15 @@ class MultimodalDataset(Dataset[dict[str, Any]]):
             if value is None:
                 raise DataError(f"row {rid}: no {m} (column {self.cfg.columns.get(m, m)!r})")
             if m == "text":
-                sample[m] = clean_text(value, self.cfg.text, where=f"row {rid}: text")
+                sample[m] = decode_value(m, value, options, where=f"row {rid}: text")
                 continue
             try:
                 path = resolve_inside(self.root, value)
             except DataError as exc:
                 raise DataError(f"row {rid}: {m} {value!r}: {exc}") from None
-            if m == "image":
-                image = load_image(path, max_pixels=self.cfg.image.max_pixels)
-                sample[m] = self._augment(image, index) if self.augment else image
-            elif m == "audio":
-                sample[m] = load_audio(
-                    path,
-                    self.cfg.audio.sample_rate,
-                    min_seconds=self.cfg.audio.min_seconds,
-                    max_seconds=self.cfg.audio.max_seconds,
-                )
-            else:
-                sample[m] = load_video(path, self.cfg.video.num_frames, max_pixels=self.cfg.image.max_pixels)
+            sample[m] = decode_value(m, path, options)
+            if m == "image" and self.augment:
+                sample[m] = self._augment(sample[m], index)
         for col in self.label_spaces:
             sample[col] = self._encode_label(col, row.get(col), rid)
         return sample

@@ -43,13 +43,17 @@ def _from_folder(folder: Path, num_frames: int, max_pixels: int) -> list[Image.I
     return [load_image(files[i], max_pixels=max_pixels) for i in sample_indices(len(files), num_frames)]
 
 
-def _from_file(path: Path, num_frames: int) -> list[Image.Image]:
+def _from_file(path: Path | bytes, num_frames: int) -> list[Image.Image]:
+    import io
+
     import av
 
+    source = io.BytesIO(path) if isinstance(path, bytes) else str(path)
+    name = "<in-memory video>" if isinstance(path, bytes) else str(path)
     try:
-        with av.open(str(path)) as container:
+        with av.open(source, mode="r") as container:
             if not container.streams.video:
-                raise DataError(f"{path}: file has no video stream")
+                raise DataError(f"{name}: file has no video stream")
             stream = container.streams.video[0]
             total = int(stream.frames or 0)
             if total <= 0:
@@ -66,18 +70,24 @@ def _from_file(path: Path, num_frames: int) -> list[Image.Image]:
     except DataError:
         raise
     except (av.FFmpegError, OSError, ValueError, IndexError) as exc:
-        raise DataError(f"{path}: cannot decode video ({exc})") from None
+        raise DataError(f"{name}: cannot decode video ({exc})") from None
     if not picked:
-        raise DataError(f"{path}: video has no decodable frames")
+        raise DataError(f"{name}: video has no decodable frames")
     # a container may over-report its frame count: fall back to the last decoded frame
     last = picked[max(picked)]
     return [picked.get(i, last) for i in wanted]
 
 
 def load_video(
-    path: str | Path, num_frames: int = 8, *, max_pixels: int = DEFAULT_MAX_PIXELS
+    path: str | Path | bytes, num_frames: int = 8, *, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> list[Image.Image]:
-    """Decode ``num_frames`` uniformly sampled frames from a frame folder or a video file."""
+    """Decode ``num_frames`` uniformly sampled frames from a frame folder or a video file (or its bytes)."""
+    if isinstance(path, bytes):
+        if num_frames < 1:
+            raise DataError(f"<in-memory video>: num_frames must be >= 1, got {num_frames}")
+        if not path:
+            raise DataError("<in-memory video>: empty file (0 bytes)")
+        return _from_file(path, num_frames)
     p = Path(path)
     if num_frames < 1:
         raise DataError(f"{p}: num_frames must be >= 1, got {num_frames}")

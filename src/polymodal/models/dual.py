@@ -1,21 +1,14 @@
 """Embedding models: one tower (``EmbeddingModel``) or N >= 2 towers in one space (``DualEncoder``).
 
-``encode(modality, items)`` is the fast inference path: inference mode, items sorted by
-length so batches carry little padding (order restored afterwards), and bf16 where
-``runtime.precision.decide_precision`` finds it fast (a measured CPU probe, or a GPU with
-bf16), for towers whose encoder is ``bf16_safe`` (measured within cosine 0.999 of fp32); ``bf16=False`` or ``model.encode_bf16 = False`` turns it off. Encoders marked
-``bf16_weights`` run from a cached bf16 copy of their weights (autocast re-casts every
-activation and gained nothing on MiniLM; real bf16 weights ran ~2.5x faster); the others run
-under bf16 autocast.
+``encode(modality, items)`` is the fast inference path; it is run by ``polymodal.runtime``
+(decoding, length sorting, the bf16 decision and inference copies, worker threads), which
+keeps the model a plain module.
 """
 
 from __future__ import annotations
 
-import copy
 import math
-from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +17,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from polymodal.errors import ModelError
-from polymodal.models.cpu_fast import pack_linears, worker_plan
 from polymodal.models.hub import PretrainedMixin, register_model_class
 from polymodal.models.outputs import EmbeddingOutput
-from polymodal.models.towers import Tower, move, tower_from_saved
-from polymodal.runtime.precision import decide_precision
+from polymodal.models.towers import Tower, tower_from_saved
 
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP's clamp: temperature never below 0.01
-
-
-def to_bf16(inputs: Any) -> Any:
-    """Floating-point input tensors in bf16 (token ids and masks stay as they are)."""
-    if isinstance(inputs, torch.Tensor):
-        return inputs.to(torch.bfloat16) if inputs.is_floating_point() else inputs
-    if isinstance(inputs, dict):
-        return {k: to_bf16(v) for k, v in inputs.items()}
-    return inputs
 
 
 class EmbeddingModel(PretrainedMixin, nn.Module):
@@ -57,9 +39,6 @@ class EmbeddingModel(PretrainedMixin, nn.Module):
         self.towers = nn.ModuleDict(towers)
         self.encode_bf16 = True
         self.card_info: dict[str, Any] = {}
-        # modality -> (weights fingerprint, bf16 copy of the encoder); a plain dict, so the
-        # copies are not submodules and never reach state_dict or save_pretrained
-        self._bf16_copies: dict[str, tuple[tuple[tuple[int, int], ...], nn.Module]] = {}
 
     @property
     def modalities(self) -> list[str]:
@@ -87,83 +66,14 @@ class EmbeddingModel(PretrainedMixin, nn.Module):
     def forward(self, batch: dict[str, Any]) -> EmbeddingOutput:
         return EmbeddingOutput({m: self.embed(m, batch[m]) for m in self.towers if m in batch})
 
-    def _bf16_encoder(self, tower: Tower) -> nn.Module | None:
-        """A bf16 copy of ``tower.encoder`` for inference, rebuilt whenever its weights change."""
-        enc = tower.encoder
-        if not enc.bf16_weights or type(tower).forward is not Tower.forward:
-            return None
-        # optimizer steps and load_state_dict bump tensor versions in place; new tensors move data_ptr
-        key = tuple((p.data_ptr(), p._version) for p in enc.parameters())
-        hit = self.__dict__.setdefault("_bf16_copies", {}).get(tower.modality)
-        if hit is not None and hit[0] == key:
-            return hit[1]
-        # the tokenizer / processor are shared, not copied (slow to copy, never changed here);
-        # private attributes hold nn.Module's own _parameters/_modules and must be copied
-        shared = {
-            id(v): v for k, v in vars(enc).items() if not k.startswith("_") and not isinstance(v, nn.Module | torch.Tensor)
-        }
-        fast = copy.deepcopy(enc, memo=shared).to(torch.bfloat16).eval()
-        for p in fast.parameters():
-            p.requires_grad_(False)
-        pack_linears(fast)
-        self._bf16_copies[tower.modality] = (key, fast)
-        return fast
-
     def encode(
         self, modality: str, items: Sequence[Any], batch_size: int = 64, bf16: bool | None = None,
         device: str | torch.device | None = None,
     ) -> torch.Tensor:
-        """(n, D) float32 embeddings of raw items (texts, PIL images or paths, waveforms, frame lists)."""
-        tower = self.tower(modality)
-        items = list(items)
-        dev = torch.device(device) if device is not None else next(self.parameters()).device
-        if device is not None:
-            self.to(dev)
-        if bf16 is None:  # the one precision decision (a CPU probe, or the GPU's support)
-            bf16 = self.encode_bf16 and tower.encoder.bf16_safe and decide_precision("auto", dev).bf16
-        fast = self._bf16_encoder(tower) if bf16 and dev.type == "cpu" else None
-        out = torch.empty(len(items), tower.output_dim)
-        lengths = tower.encoder.item_lengths(items)
-        order = sorted(range(len(items)), key=lambda i: -lengths[i])
-        batches = [order[start : start + batch_size] for start in range(0, len(items), batch_size)]
-        use_autocast = bool(bf16) and fast is None
+        """(n, D) float32 embeddings of raw items (texts, images, waveforms, clips, or their files)."""
+        from polymodal.runtime.engine import encode  # the runtime imports the models layer
 
-        def run(idx: list[int], inputs: Any) -> None:
-            # inference mode and autocast are per thread, so each worker enters them itself
-            autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_autocast)
-            with torch.inference_mode(), autocast:
-                if fast is None:
-                    z = self.embed(modality, inputs)
-                else:  # Tower.forward in eval mode, the encoder in bf16, the rest in float32
-                    z = tower.projection(fast(to_bf16(inputs)).float())
-                    z = F.normalize(z, dim=-1) if self.normalize_embeddings else z
-                out[idx] = z.float().cpu()
-
-        workers, threads_each = worker_plan(len(batches), dev)
-        threads_before = torch.get_num_threads()
-        was_training = self.training
-        self.eval()
-        try:
-            if workers == 1:
-                for idx in batches:
-                    run(idx, move(tower.preprocess([items[i] for i in idx]), dev))
-            else:
-                # preprocessing stays on this thread (fast tokenizers are not thread-safe) and
-                # overlaps the workers' forward passes; at most 2 batches wait per worker
-                torch.set_num_threads(threads_each)
-                with ThreadPoolExecutor(workers, thread_name_prefix="polymodal-encode") as pool:
-                    pending: deque[Future[None]] = deque()
-                    for idx in batches:
-                        inputs = tower.preprocess([items[i] for i in idx])
-                        pending.append(pool.submit(run, idx, inputs))
-                        while len(pending) > 2 * workers:
-                            pending.popleft().result()
-                    while pending:
-                        pending.popleft().result()
-        finally:
-            torch.set_num_threads(threads_before)
-            self.train(was_training)
-        return out
+        return encode(self, modality, items, batch_size=batch_size, bf16=bf16, device=device)
 
     def encode_text(self, items: Sequence[str], **kw: Any) -> torch.Tensor:
         return self.encode("text", items, **kw)

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import platform
+import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -192,9 +193,16 @@ def _probe_for_process() -> CpuProbe:
     return probe
 
 
+_probe_lock = threading.Lock()
+
+
 def cpu_probe() -> CpuProbe:
     """This CPU's bf16 verdict: the override if set, else the cached or freshly measured probe."""
-    return _override() or _probe_for_process()
+    override = _override()
+    if override is not None:
+        return override
+    with _probe_lock:  # concurrent first callers wait for one measurement instead of timing at once
+        return _probe_for_process()
 
 
 def cpu_bf16_fast() -> bool:

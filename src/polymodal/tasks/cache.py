@@ -126,12 +126,16 @@ def encode_items(
     model: Any, modality: str, items: Sequence[Any], batch_size: int = 64, progress: Progress | None = None
 ) -> np.ndarray:
     """``model.encode(modality, chunk)`` over chunks -> float32 (n, d) array in input order."""
+    from polymodal.runtime.decode import DecodeError
     from polymodal.tasks.data import decode_media
 
     parts: list[np.ndarray] = []
     for start in range(0, len(items), batch_size):
         # decoded chunk by chunk: a whole dataset of waveforms or clips need not fit in memory
-        out = model.encode(modality, decode_media(model, modality, list(items[start : start + batch_size])))
+        try:
+            out = model.encode(modality, decode_media(model, modality, list(items[start : start + batch_size])))
+        except DecodeError as exc:  # name the item by its position in the whole list
+            raise exc.at(start + exc.index) from None
         if hasattr(out, "detach"):
             out = out.detach().float().cpu().numpy()
         parts.append(np.asarray(out, dtype=np.float32))

@@ -2,8 +2,8 @@
 
 Tasks read a manifest through the data layer (``polymodal.data.sources.load_manifest``);
 anything with ``rows`` and ``root`` attributes works too. Media paths are resolved
-against the manifest root and must stay inside it; models receive paths for media and
-strings for text, which their towers' ``preprocess`` accepts.
+against the manifest root and must stay inside it; models receive strings for text, paths
+for images and decoded waveforms / frame lists for audio / video (``decode_media``).
 """
 
 from __future__ import annotations
@@ -116,27 +116,16 @@ def _data_name(path: Path) -> str:
     return path.stem
 
 
-def _tower_option(model: Any, modality: str, name: str, default: int) -> int:
-    """A tower's own decoding setting (audio sample rate, video frame count) when it has one."""
-    towers = getattr(model, "towers", None)
-    tower = towers[modality] if towers is not None and modality in towers else None
-    value = getattr(getattr(tower, "encoder", None), name, None) or getattr(tower, name, None)
-    return int(value) if isinstance(value, int | float) and value > 0 else default
-
-
 def decode_media(model: Any, modality: str, items: list[Any]) -> list[Any]:
-    """Paths -> what towers take: waveforms at the tower's rate for audio, frame lists for video.
+    """Audio and video items decoded by the runtime's one decode path (waveforms at the tower's
+    rate, frame lists of its frame count): what any model's ``encode`` takes for them.
 
-    Images stay paths (image towers open them); text stays text.
+    Images stay paths: a polymodal model's ``encode`` decodes them a batch at a time through the
+    same path (a chunk of decoded photos is large), and other models take image paths. Text
+    stays text.
     """
-    if modality == "audio":
-        from polymodal.data.audio import load_audio
+    if modality not in ("audio", "video"):
+        return items
+    from polymodal.runtime.decode import decode_items
 
-        rate = _tower_option(model, "audio", "sample_rate", 16000)
-        return [load_audio(p, rate) if isinstance(p, str | Path) else p for p in items]
-    if modality == "video":
-        from polymodal.data.video import load_video
-
-        frames = _tower_option(model, "video", "num_frames", 8)
-        return [load_video(p, frames) if isinstance(p, str | Path) else p for p in items]
-    return items
+    return decode_items(model, modality, items)

@@ -1,4 +1,4 @@
-"""The CPU inference path of ``encode``: prepacked bf16 linears, token-count sorting, worker threads."""
+"""The runtime's CPU inference path: prepacked bf16 linears, token-count sorting, worker threads."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from polymodal.models import cpu_fast
 from polymodal.models.dual import EmbeddingModel
 from polymodal.models.towers import build_tower
+from polymodal.runtime import packing, workers
+from polymodal.runtime.engine import RUNTIME
 
-needs_packing = pytest.mark.skipif(not cpu_fast.packed_linear_works(), reason="no prepacked bf16 linear on this CPU")
+needs_packing = pytest.mark.skipif(not packing.packed_linear_works(), reason="no prepacked bf16 linear on this CPU")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ SENTENCES = [
 def test_packed_linear_matches_linear_and_keeps_weight():
     torch.manual_seed(0)
     lin = nn.Linear(24, 40).to(torch.bfloat16)
-    packed = cpu_fast.PackedLinear(lin)
+    packed = packing.PackedLinear(lin)
     x = torch.randn(3, 7, 24).to(torch.bfloat16)
     with torch.inference_mode():
         torch.testing.assert_close(packed(x).float(), lin(x).float(), atol=0.05, rtol=0.02)
@@ -64,21 +65,21 @@ def test_pack_linears_replaces_plain_layers_but_not_lora_layers():
             return self.out(self.query(x))
 
     plain = Block().to(torch.bfloat16)
-    assert cpu_fast.pack_linears(plain) == 2
-    assert isinstance(plain.query, cpu_fast.PackedLinear) and isinstance(plain.out[0], cpu_fast.PackedLinear)
+    assert packing.pack_linears(plain) == 2
+    assert isinstance(plain.query, packing.PackedLinear) and isinstance(plain.out[0], packing.PackedLinear)
 
     lora = get_peft_model(Block(), LoraConfig(r=2, target_modules=["query"])).to(torch.bfloat16)
-    assert cpu_fast.pack_linears(lora) == 1  # out.0 only; the LoRA-wrapped query keeps its layers
+    assert packing.pack_linears(lora) == 1  # out.0 only; the LoRA-wrapped query keeps its layers
     with torch.inference_mode():
         assert lora(torch.randn(2, 8).to(torch.bfloat16)).shape == (2, 8)
 
 
 def test_worker_plan():
     cpu, threads = torch.device("cpu"), torch.get_num_threads()
-    assert cpu_fast.worker_plan(1, cpu) == (1, threads)
-    assert cpu_fast.worker_plan(50, torch.device("cuda")) == (1, threads)
-    workers, each = cpu_fast.worker_plan(50, cpu)
-    assert 1 <= workers <= cpu_fast.MAX_WORKERS and workers * each <= max(threads, 1)
+    assert workers.worker_plan(1, cpu) == (1, threads)
+    assert workers.worker_plan(50, torch.device("cuda")) == (1, threads)
+    count, each = workers.worker_plan(50, cpu)
+    assert 1 <= count <= workers.MAX_WORKERS and count * each <= max(threads, 1)
 
 
 def test_text_lengths_are_token_counts(bert_model):
@@ -93,9 +94,9 @@ def test_threaded_encode_equals_one_batch_at_a_time(bert_model, monkeypatch, bf1
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        assert cpu_fast.worker_plan(4, torch.device("cpu"))[0] == 2
+        assert workers.worker_plan(4, torch.device("cpu"))[0] == 2
         threaded = bert_model.encode_text(SENTENCES, batch_size=2, bf16=bf16)
-        monkeypatch.setattr(cpu_fast, "MAX_WORKERS", 1)
+        monkeypatch.setattr(workers, "MAX_WORKERS", 1)
         sequential = bert_model.encode_text(SENTENCES, batch_size=2, bf16=bf16)
         assert torch.get_num_threads() == 2  # the workers' thread setting is undone
     finally:
@@ -109,7 +110,8 @@ def test_threaded_encode_equals_one_batch_at_a_time(bert_model, monkeypatch, bf1
 def test_bf16_copy_is_packed_and_close_to_fp32(bert_model):
     fp32 = bert_model.encode_text(SENTENCES, bf16=False)
     fast = bert_model.encode_text(SENTENCES, bf16=True)
-    copy = bert_model._bf16_copies["text"][1]
-    assert any(isinstance(m, cpu_fast.PackedLinear) for m in copy.modules())
-    assert not any(isinstance(m, cpu_fast.PackedLinear) for m in bert_model.modules())  # the model itself untouched
+    copy = RUNTIME.bf16_copy(bert_model, "text")
+    assert copy is not None
+    assert any(isinstance(m, packing.PackedLinear) for m in copy.modules())
+    assert not any(isinstance(m, packing.PackedLinear) for m in bert_model.modules())  # the model itself untouched
     assert torch.nn.functional.cosine_similarity(fp32, fast).min() >= 0.995

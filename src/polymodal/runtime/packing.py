@@ -1,4 +1,4 @@
-"""CPU inference helpers for ``encode``: prepacked bf16 linears and batch-parallel workers.
+"""Prepacked bf16 linears for the runtime's CPU inference copies.
 
 oneDNN runs a bf16 linear whose weight is already in its blocked (AMX/VNNI) layout 1.3-4x
 faster than ``F.linear``, which re-lays the weight out on every call (measured on this
@@ -6,10 +6,6 @@ project's 2-core AMX CPU: 240 vs 990 GFLOP/s on a 1600x384x1536 product). ``pack
 swaps the plain ``nn.Linear`` layers of an inference-only bf16 copy for ``PackedLinear``,
 the same prepacked op torch.compile's CPU backend emits. It is a private torch op, so it is
 probed once and skipped wherever it is missing or disagrees with ``F.linear``.
-
-Small batches of short sequences leave intra-op threads idle between tiny kernels (attention
-over 12 heads x 25 tokens is mostly per-call overhead), so on CPU ``encode`` also runs whole
-batches on separate threads, one intra-op thread each (``worker_plan``).
 """
 
 from __future__ import annotations
@@ -19,8 +15,6 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-MAX_WORKERS = 4
 
 
 def _mkldnn_ops() -> object | None:
@@ -95,17 +89,3 @@ def pack_linears(module: nn.Module) -> int:
         else:
             count += pack_linears(child)
     return count
-
-
-def worker_plan(n_batches: int, device: torch.device) -> tuple[int, int]:
-    """(worker threads, intra-op threads each) for ``n_batches`` batches on ``device``.
-
-    Threads are counted from the cores this process may use (affinity mask, cgroup quota),
-    never more than torch's own setting."""
-    from polymodal.runtime.cpu import usable_threads
-
-    threads = usable_threads()
-    if device.type != "cpu" or n_batches < 2 or threads < 2:
-        return 1, threads
-    workers = min(threads, MAX_WORKERS, n_batches)
-    return workers, max(1, threads // workers)
