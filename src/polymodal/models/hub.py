@@ -24,7 +24,7 @@ from torch import nn
 
 from polymodal.errors import ModelError
 from polymodal.models.transforms import as_transforms, describe, reapply
-from polymodal.models.trust import caller_scope, refuse_requests
+from polymodal.models.trust import caller_scope, check_safetensors, refuse_requests
 
 FORMAT = "polymodal-model"
 FORMAT_VERSION = 1
@@ -193,6 +193,7 @@ def load_pretrained(folder: str | Path, expected: type | None = None) -> Any:
     weights = path / "model.safetensors"
     if not weights.is_file():
         raise ModelError(f"{path} has no model.safetensors")
+    check_safetensors(weights)
     # a file's word is not the caller's: a tower spec asking for remote code is refused here
     refuse_requests(config.get("model"), f"{path}/config.json")
     model: Any = reapply(cls._from_config(config["model"], path), transforms, str(path))  # type: ignore[attr-defined]

@@ -1,6 +1,7 @@
-"""Whose choice it is to run a model's own Python code (transformers' ``trust_remote_code``).
+"""What a model folder can make polymodal do: run its code only when the caller allows it,
+and hand over weights only as safetensors.
 
-Only the caller's:
+Code (transformers' ``trust_remote_code``) runs only by the caller's choice:
 ``polymodal.load(..., trust_remote_code=True, revision=COMMIT)``, the CLI's
 ``--trust-remote-code --revision COMMIT``, or a tower spec in the run config the user passed
 (``build_tower`` honours the spec it is given). Never a file's: a saved folder's config.json
@@ -13,6 +14,10 @@ a revision written in a file; a local folder's code is the code on disk, so it n
 The permission is a context variable: it reaches the loaders under ``train`` (a ``model.preset``
 folder, a distillation teacher) without widening every registered builder's signature, and it
 is scoped to the ``with`` block, thread and task that set it.
+
+Weights are read from safetensors only (``check_safetensors``, ``require_safetensors``): a
+pickle renamed ``model.safetensors``, a truncated file or a folder holding only a pickled
+``pytorch_model.bin`` is refused with an error naming the file, and nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -164,3 +169,45 @@ def is_remote_code_refusal(exc: BaseException) -> bool:
     text = str(exc)
     return "trust_remote_code" in text or "contains custom code" in text or "references custom code" in text
 
+
+def check_safetensors(path: Path) -> None:
+    """Refuse a weight file that is not safetensors (a renamed pickle, a truncated write), naming it.
+
+    Reading the header is enough: it holds every tensor's offsets, and a file shorter than they
+    say is refused; nothing in the file is ever unpickled.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            f.keys()
+    except (SafetensorError, OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path} is not a readable safetensors file ({reason}); polymodal reads weights from "
+                         "safetensors only and never unpickles a file") from None
+
+
+# pickle-based weight files: transformers would torch.load them; polymodal never reads them
+PICKLED_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
+
+
+def require_safetensors(name: str) -> None:
+    """For a local model folder: its safetensors files must read, and pickles alone are refused.
+
+    Named in the error: the unreadable file, or the pickled weight files found instead.
+    """
+    folder = Path(name)
+    if not folder.is_dir():
+        return  # a hub name: transformers is told use_safetensors=True
+    safe = sorted(folder.glob("*.safetensors"))
+    for path in safe:
+        check_safetensors(path)
+    if safe or any(folder.glob("*.safetensors.index.json")):
+        return
+    pickles = sorted(p.name for pattern in PICKLED_WEIGHTS for p in folder.glob(pattern))
+    if pickles:
+        raise ModelError(
+            f"{folder}: its weights are {', '.join(pickles)}, a pickle format polymodal never loads (reading a "
+            "pickle can run code). Convert them to model.safetensors where you trust them (load with "
+            "transformers and save_pretrained) and pass that folder"
+        )

@@ -26,6 +26,7 @@ from polymodal.models.encoders.hf_vision import HFVisionEncoder
 from polymodal.models.hf_types import wrapped_row
 from polymodal.models.hub import register_model_class
 from polymodal.models.towers import Tower
+from polymodal.models.trust import require_safetensors
 
 
 def _model_class(model_type: str) -> Any:
@@ -85,7 +86,7 @@ class WrappedDualEncoder(DualEncoder):
     def from_hub(cls, name: str, *, local_files_only: bool | None = None, preset: str | None = None,
                  revision: str | None = None) -> WrappedDualEncoder:
         """Load a CLIP-like model by hub name or local folder through ``from_pretrained``
-        (code only as the caller's permission says, ``models.trust``)."""
+        (safetensors weights only; code only as the caller's permission says, ``models.trust``)."""
         from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
 
         from polymodal.models.encoders.hf_common import unavailable_message
@@ -99,7 +100,8 @@ class WrappedDualEncoder(DualEncoder):
             raise exc
         check_config_code(config, name)
         model_cls = _model_class(config.model_type)
-        model = hf_call(name, lambda: model_cls.from_pretrained(name, **kw))
+        require_safetensors(name)
+        model = hf_call(name, lambda: model_cls.from_pretrained(name, use_safetensors=True, **kw))
         tok = hf_call(name, lambda: AutoTokenizer.from_pretrained(name, **kw))
         proc = hf_call(name, lambda: AutoImageProcessor.from_pretrained(name, **kw))
         wrapped = cls(model, tok, proc, name)

@@ -21,6 +21,7 @@ from polymodal.models.trust import (
     is_remote_code_refusal,
     permission,
     pinned_revision,
+    require_safetensors,
 )
 
 T = TypeVar("T")
@@ -65,15 +66,24 @@ def _first_line(exc: BaseException) -> str:
 def hf_call(name: str, fn: Callable[[], T]) -> T:
     """Run a from_pretrained call; turn its expected failures into one clean ModelError.
 
-    Not found / offline, and a model that needs its own code the caller did not allow, each get
-    a message naming the model and the reason.
+    Not found / offline, a model that needs its own code the caller did not allow, and weight
+    files that are not readable safetensors each get a message naming the model and the reason.
     """
+    from safetensors import SafetensorError
+
     try:
         return fn()
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, SafetensorError) as exc:
         if is_remote_code_refusal(exc):
             raise ModelError(f"{name}: the model asks to run its own Python code (trust_remote_code); it was not "
                              f"run. {HOW_TO_ALLOW}") from None
+        if isinstance(exc, SafetensorError):
+            raise ModelError(f"cannot load Hugging Face model {name}: a weight file is not readable safetensors "
+                             f"({_first_line(exc)})") from None
+        if "use_safetensors" in str(exc):  # transformers: the repo has no safetensors weights
+            raise ModelError(f"{name} has no safetensors weights, and polymodal never loads pickled ones "
+                             "(pytorch_model.bin): pick a revision that has model.safetensors, or convert "
+                             "the weights where you trust them and pass that folder") from None
         if Path(name).exists():
             raise ModelError(f"cannot load Hugging Face model from {name}: {_first_line(exc)}") from None
         raise ModelError(unavailable_message(name, _first_line(exc))) from None
@@ -126,6 +136,8 @@ def load_backbone(name: str, modality: str, kw: dict[str, Any]) -> nn.Module:
     config = hf_call(name, lambda: AutoConfig.from_pretrained(name, **kw))
     check_config_code(config, name)
     check_supported(config.model_type, name)
+    require_safetensors(name)
+    kw = {**kw, "use_safetensors": True}  # never torch.load a pickled .bin
     if hf_type(config.model_type).encoder_half:  # an encoder-decoder (Whisper): the tower is its encoder
         return hf_call(name, lambda: AutoModel.from_pretrained(name, config=config, **kw)).get_encoder()
     sub_attr = SUB_CONFIG.get(modality)
