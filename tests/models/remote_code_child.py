@@ -22,7 +22,7 @@ def main(tmp: Path) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from remote_code import COMMIT
 
-    markers = {name: tmp / f"{name}.marker" for name in ("local", "saved", "hub", "cli")}
+    markers = {name: tmp / f"{name}.marker" for name in ("local", "saved", "hub", "cli", "train")}
     steps: dict[str, Any] = {}
 
     def step(name: str, fn: Callable[[], Any]) -> None:
@@ -51,6 +51,18 @@ def main(tmp: Path) -> None:
                                       "--trust-remote-code"])
     steps["cli_allowed"] = {"ok": result.exit_code == 0 and out.is_file(), "error": result.output[-2000:],
                             "markers": sorted(k for k, m in markers.items() if m.exists())}
+
+    # a run whose model.preset is a folder that asks for its code: --trust-remote-code lets it train
+    from polymodal.data.builtin import make_dataset
+
+    manifest = make_dataset("shapes", tmp / "shapes", n=24, seed=0)
+    example = Path(__file__).resolve().parents[2] / "examples" / "tiny_contrastive.yaml"
+    sets = [f"--set={s}" for s in (f"data.manifest={manifest}", f"model.preset={tmp / 'train-saved'}",
+                                   "data.batch_size=8", "train.max_steps=1", "train.progress=false")]
+    result = CliRunner().invoke(app, ["train", str(example), *sets, "--out", str(tmp / "run"), "--trust-remote-code"])
+    steps["train_allowed"] = {"ok": result.exit_code == 0 and (tmp / "run" / "model").is_dir(),
+                              "error": result.output[-2000:],
+                              "markers": sorted(k for k, m in markers.items() if m.exists())}
     print(json.dumps(steps))
 
 

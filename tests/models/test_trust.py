@@ -169,6 +169,20 @@ def test_cli_refuses_planted_folders_cleanly(tmp_path: Path, marker: Path, saved
     assert not marker.exists()
 
 
+def test_train_refuses_a_preset_folder_that_asks_for_code(tmp_path: Path, marker: Path, saved_tiny: Path) -> None:
+    from polymodal.data.builtin import make_dataset
+
+    evil = plant_code(tmp_path / "evil", marker)
+    saved = poison_saved_folder(_copy_saved(saved_tiny, tmp_path / "saved"), str(evil))
+    manifest = make_dataset("shapes", tmp_path / "shapes", n=24, seed=0)
+    example = Path(__file__).resolve().parents[2] / "examples" / "tiny_contrastive.yaml"
+    r = runner.invoke(app, ["train", str(example), f"--set=data.manifest={manifest}", f"--set=model.preset={saved}",
+                            "--out", str(tmp_path / "run")], terminal_width=400)
+    assert r.exit_code == 2, r.output
+    assert "the text tower" in r.output and "--trust-remote-code" in r.output and "Traceback" not in r.output
+    assert not marker.exists()
+
+
 @pytest.mark.slow
 def test_the_callers_permission_runs_the_code(tmp_path: Path, saved_tiny: Path) -> None:
     """The switch works both ways: the same folders load, code and all, once the caller allows it."""
@@ -177,6 +191,8 @@ def test_the_callers_permission_runs_the_code(tmp_path: Path, saved_tiny: Path) 
     plant_code(tmp_path / "saved-code", tmp_path / "saved.marker")
     poison_saved_folder(_copy_saved(saved_tiny, tmp_path / "saved"), str(tmp_path / "saved-code"), None)
     plant_hub_cache(tmp_path / "hub", "polymodal-test/evil", tmp_path / "hub.marker")
+    plant_code(tmp_path / "train-code", tmp_path / "train.marker")
+    poison_saved_folder(_copy_saved(saved_tiny, tmp_path / "train-saved"), str(tmp_path / "train-code"), None)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub"),
            "HF_MODULES_CACHE": str(tmp_path / "modules"), "OMP_NUM_THREADS": "1"}
     child = Path(__file__).with_name("remote_code_child.py")
@@ -191,3 +207,5 @@ def test_the_callers_permission_runs_the_code(tmp_path: Path, saved_tiny: Path) 
     assert steps["saved_allowed"] == {"ok": True, "dim": 32, "markers": ["hub", "local", "saved"]}
     assert steps["cli_allowed"]["ok"], steps["cli_allowed"]["error"]
     assert steps["cli_allowed"]["markers"] == ["cli", "hub", "local", "saved"]
+    assert steps["train_allowed"]["ok"], steps["train_allowed"]["error"]
+    assert steps["train_allowed"]["markers"] == ["cli", "hub", "local", "saved", "train"]
