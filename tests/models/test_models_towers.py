@@ -75,8 +75,13 @@ def test_hf_audio_tower_masks_padding(hf_folders):  # type: ignore[no-untyped-de
 
 
 def test_remote_code_needs_pinned_revision(hf_folders):  # type: ignore[no-untyped-def]
-    with pytest.raises(ModelError, match="revision"):
-        build_tower({"modality": "text", "source": "hf", "name_or_path": hf_folders["bert"], "trust_remote_code": True})
+    # a hub name's code is pinned by a commit; a local folder's code is the code on disk
+    with pytest.raises(ModelError, match="needs a pinned revision"):
+        build_tower({"modality": "text", "source": "hf", "name_or_path": "org/model", "trust_remote_code": True},
+                    local_files_only=True)
+    tower = build_tower({"modality": "text", "source": "hf", "name_or_path": hf_folders["bert"], "trust_remote_code": True},
+                        local_files_only=True)
+    assert tower.output_dim == 32
 
 
 def test_missing_local_folder_is_a_clean_error(tmp_path):  # type: ignore[no-untyped-def]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import NoReturn
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -36,3 +36,27 @@ def user_errors(*kinds: type[BaseException], code: int = 2) -> Iterator[None]:
 
 def is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+TRUST_HELP = ("Let the model's own Python code run (transformers' trust_remote_code). Only this flag allows "
+              "it, never a file in a model folder; a hub model also needs --revision.")
+REVISION_HELP = "With --trust-remote-code: the 40-hex commit of the hub model whose code you reviewed."
+
+
+def trust_option() -> Any:
+    return typer.Option(False, "--trust-remote-code", help=TRUST_HELP)
+
+
+def revision_option() -> Any:
+    return typer.Option(None, "--revision", help=REVISION_HELP)
+
+
+def remote_code(trust: bool, revision: str | None) -> AbstractContextManager[Any]:
+    """The caller's permission for the models a command loads (``polymodal.models.trust``)."""
+    if revision and not trust:
+        fail("--revision pins the code that --trust-remote-code allows; pass both, or neither")
+    if not trust:
+        return nullcontext()
+    from polymodal.models.trust import allow_remote_code
+
+    return allow_remote_code(True, revision)

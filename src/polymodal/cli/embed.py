@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from polymodal.cli.common import console, user_errors
+from polymodal.cli.common import console, remote_code, revision_option, trust_option, user_errors
 
 
 def embed_command(
@@ -17,11 +17,13 @@ def embed_command(
     out: Path = typer.Option(..., "--out", help="Output .npy file (ids are written beside it as .ids.txt)."),
     split: str | None = typer.Option(None, "--split", help="Only rows of this split (manifests only)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Items per forward pass."),
+    trust_remote_code: bool = trust_option(),
+    revision: str | None = revision_option(),
 ) -> None:
     """Embed every item of one modality; rows are sorted by length to cut padding."""
     from polymodal.embed import embed_to_file
 
-    with user_errors(), Progress(
+    with user_errors(), remote_code(trust_remote_code, revision), Progress(
         TextColumn("embedding"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),

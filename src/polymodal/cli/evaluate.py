@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from polymodal.cli.common import console, err_console, user_errors
+from polymodal.cli.common import console, err_console, remote_code, revision_option, trust_option, user_errors
 
 
 @contextmanager
@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("eval")
     def eval_cmd(
-        model: str = typer.Argument(..., help="Preset name, save_pretrained folder or run directory."),
+        model: str = typer.Argument(..., help="Preset name, save_pretrained folder, run directory, HF folder or hub name."),
         task: str = typer.Option(..., "--task", "-t", help="Task name (see `polymodal tasks`)."),
         data: Path = typer.Option(..., "--data", "-d", help="Manifest (JSONL/CSV) or class-folder tree."),
         split: str = typer.Option("test", "--split", help="Split to evaluate."),
@@ -76,12 +76,14 @@ def register(app: typer.Typer) -> None:
         ),
         bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals."),
         no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
+        trust_remote_code: bool = trust_option(),
+        revision: str | None = revision_option(),
     ) -> None:
         """Evaluate one model on one task; the result JSON is written beside the model."""
         from polymodal.tasks import get_task
         from polymodal.tasks.evaluate import evaluate, result_path, write_result
 
-        with user_errors():
+        with user_errors(), remote_code(trust_remote_code, revision):
             opts: dict[str, object] = {}
             if template:
                 opts["templates"] = list(template)
@@ -106,11 +108,13 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option("test", "--split"),
         bootstrap: int = typer.Option(1000, "--bootstrap", min=0),
         no_cache: bool = typer.Option(False, "--no-cache"),
+        trust_remote_code: bool = trust_option(),
+        revision: str | None = revision_option(),
     ) -> None:
         """Every model on every task -> leaderboard.{md,csv,json,html} and report.html in --out."""
         from polymodal.tasks import compare
 
-        with user_errors(), _encoding_progress() as progress:
+        with user_errors(), remote_code(trust_remote_code, revision), _encoding_progress() as progress:
             board = compare(
                 list(models), list(task), list(data), out, split=split, bootstrap=bootstrap, cache=not no_cache,
                 progress=progress,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from polymodal.cli.common import console, user_errors
+from polymodal.cli.common import console, remote_code, revision_option, user_errors
 
 if TYPE_CHECKING:
     from polymodal.train import TrainResult
@@ -44,9 +44,15 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force",
                                    help="Start over in a run dir with checkpoints, or resume despite a "
                                         "changed dataset/model config."),
+        trust_remote_code: bool = typer.Option(
+            False, "--trust-remote-code",
+            help="Let the own Python code of the model folders this run loads (model.preset, a distillation "
+                 "teacher) run. A tower in your run config allows it with its own trust_remote_code + revision; "
+                 "a folder's config.json never does. A hub model also needs --revision."),
+        revision: str | None = revision_option(),
     ) -> None:
         """Train (align / fine-tune) a model from a run config."""
-        with user_errors():
+        with user_errors(), remote_code(trust_remote_code, revision):
             from polymodal.config import load_config
             from polymodal.train import train
 

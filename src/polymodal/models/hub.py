@@ -24,6 +24,7 @@ from torch import nn
 
 from polymodal.errors import ModelError
 from polymodal.models.transforms import as_transforms, describe, reapply
+from polymodal.models.trust import caller_scope, check_safetensors, refuse_requests
 
 FORMAT = "polymodal-model"
 FORMAT_VERSION = 1
@@ -121,8 +122,11 @@ class PretrainedMixin:
         raise NotImplementedError
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path) -> Any:
-        return load_pretrained(folder, expected=cls)
+    def from_pretrained(cls, folder: str | Path, *, trust_remote_code: bool | None = None,
+                        revision: str | None = None) -> Any:
+        """The model saved in ``folder``; ``trust_remote_code`` as in ``polymodal.load``."""
+        with caller_scope(trust_remote_code, revision):
+            return load_pretrained(folder, expected=cls)
 
 
 _MODEL_CLASSES: dict[str, type] = {}
@@ -165,6 +169,11 @@ def registered_model_classes() -> dict[str, type]:
 
 
 def load_pretrained(folder: str | Path, expected: type | None = None) -> Any:
+    """The model saved in ``folder`` (JSON + safetensors only).
+
+    Code runs only as the caller's permission in effect says (``models.trust``): a folder whose
+    config asks for ``trust_remote_code`` is refused without it, naming the tower.
+    """
     path = Path(folder)
     if not is_polymodal_folder(path):
         raise ModelError(f"{path} is not a polymodal model folder (no config.json with format {FORMAT!r})")
@@ -181,10 +190,13 @@ def load_pretrained(folder: str | Path, expected: type | None = None) -> Any:
         raise ModelError(f"{path} holds a {cls.__name__}, not a {expected.__name__}")
     # older folders have no transforms key: nothing was done to them after they were built
     transforms = as_transforms(config.get("transforms"), f"{path}/config.json")
-    model: Any = reapply(cls._from_config(config["model"], path), transforms, str(path))  # type: ignore[attr-defined]
     weights = path / "model.safetensors"
     if not weights.is_file():
         raise ModelError(f"{path} has no model.safetensors")
+    check_safetensors(weights)
+    # a file's word is not the caller's: a tower spec asking for remote code is refused here
+    refuse_requests(config.get("model"), f"{path}/config.json")
+    model: Any = reapply(cls._from_config(config["model"], path), transforms, str(path))  # type: ignore[attr-defined]
     try:
         missing, unexpected = load_model(model, str(weights), strict=False)
     except RuntimeError as exc:  # a tensor of another shape (a transform changed it, and was not recorded)

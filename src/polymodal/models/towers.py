@@ -18,6 +18,7 @@ from torch import nn
 
 from polymodal.errors import ModelError
 from polymodal.models.encoders.base import Encoder, Inputs
+from polymodal.models.trust import allow_remote_code
 from polymodal.registry import Registry
 
 
@@ -265,12 +266,22 @@ class Tower(nn.Module):
 
 
 def build_tower(spec: dict[str, Any], *, local_files_only: bool | None = None) -> Tower:
-    """A tower from a TowerSpec-shaped dict (pretrained weights loaded)."""
-    encoder = build_encoder(spec, local_files_only=local_files_only)
+    """A tower from a TowerSpec-shaped dict (pretrained weights loaded).
+
+    The spec is the caller's (a run config, a preset, the loader's own), so its
+    ``trust_remote_code`` / ``revision`` are the caller's choice for this tower, in place of
+    any permission around the call.
+    """
+    with allow_remote_code(bool(spec.get("trust_remote_code")), spec.get("revision")):
+        encoder = build_encoder(spec, local_files_only=local_files_only)
     return Tower(encoder, spec.get("projection_dim"), float(spec.get("dropout") or 0.0))
 
 
 def tower_from_saved(saved: dict[str, Any], assets: Path | None) -> Tower:
-    """Rebuild a tower's architecture from ``Tower.spec()`` output (weights loaded by the caller)."""
+    """Rebuild a tower's architecture from ``Tower.spec()`` output (weights loaded by the caller).
+
+    The spec comes from a saved folder's file: its ``trust_remote_code`` is not honoured (the
+    caller's permission in effect decides; ``hub.load_pretrained`` refuses a folder that asks).
+    """
     encoder = build_encoder(saved["encoder"], assets=assets)
     return Tower(encoder, saved.get("projection_dim"), float(saved.get("dropout") or 0.0))

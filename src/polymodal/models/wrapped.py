@@ -15,12 +15,18 @@ from torch import nn
 
 from polymodal.errors import ModelError
 from polymodal.models.dual import DualEncoder
-from polymodal.models.encoders.hf_common import hf_call, hub_kwargs
+from polymodal.models.encoders.hf_common import (
+    check_config_code,
+    hf_call,
+    hub_kwargs,
+    local_kwargs,
+)
 from polymodal.models.encoders.hf_text import HFTextEncoder
 from polymodal.models.encoders.hf_vision import HFVisionEncoder
 from polymodal.models.hf_types import wrapped_row
 from polymodal.models.hub import register_model_class
 from polymodal.models.towers import Tower
+from polymodal.models.trust import require_safetensors
 
 
 def _model_class(model_type: str) -> Any:
@@ -68,28 +74,34 @@ class WrappedDualEncoder(DualEncoder):
         from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
 
         hf_dir = folder / "towers" / "hf"
-        hf_cfg = AutoConfig.from_pretrained(hf_dir, local_files_only=True)
+        kw = local_kwargs(hf_dir)
+        hf_cfg = hf_call(str(hf_dir), lambda: AutoConfig.from_pretrained(hf_dir, **kw))
+        check_config_code(hf_cfg, str(hf_dir))
         model = _model_class(hf_cfg.model_type)(hf_cfg)
-        tok = AutoTokenizer.from_pretrained(hf_dir, local_files_only=True)
-        proc = AutoImageProcessor.from_pretrained(hf_dir, local_files_only=True)
+        tok = hf_call(str(hf_dir), lambda: AutoTokenizer.from_pretrained(hf_dir, **kw))
+        proc = hf_call(str(hf_dir), lambda: AutoImageProcessor.from_pretrained(hf_dir, **kw))
         return cls(model, tok, proc, str(config.get("source", "")))
 
     @classmethod
-    def from_hub(cls, name: str, *, local_files_only: bool | None = None, preset: str | None = None) -> WrappedDualEncoder:
-        """Load a CLIP-like model by hub name or local folder through ``from_pretrained``."""
+    def from_hub(cls, name: str, *, local_files_only: bool | None = None, preset: str | None = None,
+                 revision: str | None = None) -> WrappedDualEncoder:
+        """Load a CLIP-like model by hub name or local folder through ``from_pretrained``
+        (safetensors weights only; code only as the caller's permission says, ``models.trust``)."""
         from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
 
         from polymodal.models.encoders.hf_common import unavailable_message
 
-        kw = hub_kwargs({}, local_files_only)
+        kw = hub_kwargs({"name_or_path": name, "revision": revision}, local_files_only)
         try:
             config = hf_call(name, lambda: AutoConfig.from_pretrained(name, **kw))
         except ModelError as exc:
             if preset and not Path(name).exists():
                 raise ModelError(unavailable_message(name, preset=preset)) from None
             raise exc
+        check_config_code(config, name)
         model_cls = _model_class(config.model_type)
-        model = hf_call(name, lambda: model_cls.from_pretrained(name, **kw))
+        require_safetensors(name)
+        model = hf_call(name, lambda: model_cls.from_pretrained(name, use_safetensors=True, **kw))
         tok = hf_call(name, lambda: AutoTokenizer.from_pretrained(name, **kw))
         proc = hf_call(name, lambda: AutoImageProcessor.from_pretrained(name, **kw))
         wrapped = cls(model, tok, proc, name)

@@ -8,8 +8,10 @@ Layout of ``checkpoints/step-XXXXXXXX/``:
   manifest.json       sha256 of every file above -- written LAST
 
 A checkpoint is written into a temporary sibling folder, each file fsynced, then renamed
-atomically; a folder without a manifest, or whose hashes do not match, is incomplete and
-is skipped (with a warning) by :func:`latest_complete`.
+atomically; a folder without a manifest, whose hashes do not match, or whose files do not
+read as what they claim to be (a pickle renamed ``model.safetensors`` under a rewritten
+manifest) is unusable and skipped (with a warning) by :func:`latest_complete`, which falls
+back to the previous good one. Only the files the manifest lists are ever read.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ import os
 import random
 import shutil
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
@@ -148,7 +152,7 @@ def save_checkpoint(ckpt_root: str | Path, step: int, model: nn.Module, state: d
     save_file(tensors, str(tmp / "state.safetensors"))
     (tmp / "state.json").write_text(json.dumps(skeleton), encoding="utf-8")
     if extra:
-        torch.save(extra, tmp / "extra.pt")
+        torch.save(extra, tmp / EXTRA)
     files = sorted(p.name for p in tmp.iterdir())
     for name in files:
         _fsync_file(tmp / name)
@@ -163,23 +167,108 @@ def save_checkpoint(ckpt_root: str | Path, step: int, model: nn.Module, state: d
     return final
 
 
-def verify(path: Path) -> str | None:
-    """None when the checkpoint is complete and intact, else the reason it is not."""
+REQUIRED = ("model.safetensors", "state.safetensors", "state.json")
+EXTRA = "extra.pt"
+
+
+def _manifest_files(path: Path) -> dict[str, str] | str:
+    """The manifest's {file name: sha256}, or the reason it cannot be used."""
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
         return "no manifest (the write did not finish)"
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        files = manifest["files"]
-    except (ValueError, KeyError):
+        files = json.loads(manifest_path.read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
         return "unreadable manifest"
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        return "unreadable manifest"
+    unlisted = [name for name in REQUIRED if name not in files]
+    if unlisted:
+        return f"the manifest does not list {', '.join(unlisted)}"
+    return files
+
+
+def _tensor_keys(path: Path) -> set[str]:
+    """The tensor names in a safetensors file; reads the header only (its offsets must fit the file)."""
+    with safe_open(str(path), framework="pt") as f:
+        return set(f.keys())
+
+
+def _references(node: Any, kind: str) -> Iterator[str]:
+    """Every ``{kind: key}`` reference in a state skeleton (``__tensor__``, ``__extra__``...)."""
+    if isinstance(node, list):
+        for v in node:
+            yield from _references(v, kind)
+    elif isinstance(node, dict):
+        if kind in node:
+            yield str(node[kind])
+        for v in node.values():
+            yield from _references(v, kind)
+
+
+def _read_extra(path: Path) -> dict[str, Any]:
+    # weights_only: a pickle that asks for any object beyond tensors and plain containers is refused
+    extra = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(extra, dict):
+        raise ValueError(f"holds a {type(extra).__name__}, not a dict")
+    return extra
+
+
+def _unreadable(path: Path, files: dict[str, str]) -> str | None:
+    """Why the listed files cannot be loaded as a checkpoint, or None (no tensor data is read)."""
+    name = ""
+    try:
+        name = "model.safetensors"
+        _tensor_keys(path / name)
+        name = "state.safetensors"
+        tensors = _tensor_keys(path / name)
+        name = "state.json"
+        skeleton = json.loads((path / name).read_text(encoding="utf-8"))
+        missing = [k for kind in ("__tensor__", "__ndarray__") for k in _references(skeleton, kind) if k not in tensors]
+        if missing:
+            return f"state.json names tensors state.safetensors lacks ({', '.join(missing[:3])})"
+        wanted = list(_references(skeleton, "__extra__"))
+        if wanted:
+            if EXTRA not in files:
+                return f"state.json needs {EXTRA}, which the manifest does not list"
+            name = EXTRA
+            extra = _read_extra(path / name)
+            absent = [k for k in wanted if k not in extra]
+            if absent:
+                return f"{EXTRA} lacks {', '.join(absent[:3])}"
+    except Exception as exc:  # any failure to read a file makes the checkpoint unusable
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"{name} cannot be read safely ({type(exc).__name__}: {reason})"
+    return None
+
+
+def verify(path: Path) -> str | None:
+    """None when the checkpoint is complete, intact and readable, else the reason it is not.
+
+    Complete: a manifest (written last) listing the model, state and skeleton files; intact:
+    every listed file matches its sha256; readable: the safetensors headers parse and fit their
+    files, state.json is JSON whose tensors exist, and an ``extra.pt`` it needs loads with
+    ``weights_only=True``. Files the manifest does not list are never read.
+    """
+    files = _manifest_files(path)
+    if isinstance(files, str):
+        return files
     for name, digest in files.items():
         f = path / name
+        if "/" in name or "\\" in name or name.startswith("."):
+            return f"the manifest names {name!r}, which is not a file of this folder"
         if not f.is_file():
             return f"{name} is missing"
         if _sha256(f) != digest:
             return f"{name} does not match its hash"
-    return None
+    return _unreadable(path, files)
+
+
+def unlisted_files(path: Path) -> list[str]:
+    """Files in a checkpoint folder that its manifest does not list (never loaded)."""
+    files = _manifest_files(path)
+    listed = set(files) if isinstance(files, dict) else set()
+    return sorted(p.name for p in path.iterdir() if p.name != MANIFEST and p.name not in listed)
 
 
 def list_checkpoints(ckpt_root: str | Path) -> list[tuple[int, Path]]:
@@ -204,22 +293,33 @@ def latest_complete(ckpt_root: str | Path) -> Path | None:
 
 
 def load_checkpoint(path: str | Path, model: nn.Module) -> dict[str, Any]:
-    """Load weights into ``model`` (strict) and return the saved state."""
+    """Load weights into ``model`` (strict) and return the saved state.
+
+    Only the files the manifest lists are read; anything else in the folder (a dropped-in
+    ``*.pt``) is ignored with a warning naming it.
+    """
     p = Path(path)
     reason = verify(p)
     if reason is not None:
         raise TrainingError(f"checkpoint {p} is not usable: {reason}")
-    missing, unexpected = load_model(model, str(p / "model.safetensors"), strict=False)
+    extra_files = unlisted_files(p)
+    if extra_files:
+        warnings.warn(f"checkpoint {p}: ignoring {', '.join(extra_files)} (not in its manifest, never read)",
+                      stacklevel=2)
+    try:
+        missing, unexpected = load_model(model, str(p / "model.safetensors"), strict=False)
+    except RuntimeError as exc:  # a tensor of another shape
+        raise TrainingError(f"checkpoint {p} does not fit the model ({str(exc).strip().splitlines()[-1].strip()}); "
+                            "was it written with another model config?") from None
     if missing or unexpected:
         raise TrainingError(
             f"checkpoint {p} does not fit the model (missing {sorted(missing)[:5]}, "
             f"unexpected {sorted(unexpected)[:5]}); was it written with another model config?"
         )
     tensors = load_file(str(p / "state.safetensors"))
-    extra: dict[str, Any] = {}
-    if (p / "extra.pt").is_file():
-        extra = torch.load(p / "extra.pt", weights_only=True)
     skeleton = json.loads((p / "state.json").read_text(encoding="utf-8"))
+    # extra.pt is read only when the state needs it (verify checked the manifest lists it)
+    extra = _read_extra(p / EXTRA) if next(_references(skeleton, "__extra__"), None) is not None else {}
     return unflatten(skeleton, tensors, extra)
 
 

@@ -15,6 +15,7 @@ from polymodal.models.encoders.hf_common import (
     hf_call,
     hub_kwargs,
     load_backbone,
+    local_kwargs,
 )
 from polymodal.models.hf_types import hf_type
 
@@ -74,5 +75,7 @@ class HFAudioEncoder(HFEncoder):
     def from_assets(cls, spec: dict[str, Any], folder: Path) -> HFAudioEncoder:
         from transformers import AutoFeatureExtractor
 
-        fe = AutoFeatureExtractor.from_pretrained(folder, local_files_only=True)
-        return cls(backbone_from_assets(folder), fe, spec)
+        backbone = backbone_from_assets(folder)  # first: it refuses a folder that names its own code
+        kw = local_kwargs(folder)
+        fe = hf_call(str(folder), lambda: AutoFeatureExtractor.from_pretrained(folder, **kw))
+        return cls(backbone, fe, spec)

@@ -17,6 +17,7 @@ from polymodal.models.encoders.hf_common import (
     hf_call,
     hub_kwargs,
     load_backbone,
+    local_kwargs,
 )
 
 
@@ -86,5 +87,7 @@ class HFTextEncoder(HFEncoder):
     def from_assets(cls, spec: dict[str, Any], folder: Path) -> HFTextEncoder:
         from transformers import AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        return cls(backbone_from_assets(folder), tok, spec)
+        backbone = backbone_from_assets(folder)  # first: it refuses a folder that names its own code
+        kw = local_kwargs(folder)
+        tok = hf_call(str(folder), lambda: AutoTokenizer.from_pretrained(folder, **kw))
+        return cls(backbone, tok, spec)

@@ -16,6 +16,7 @@ from polymodal.models.encoders.hf_common import (
     hf_call,
     hub_kwargs,
     load_backbone,
+    local_kwargs,
 )
 
 
@@ -82,5 +83,7 @@ class HFVisionEncoder(HFEncoder):
     def from_assets(cls, spec: dict[str, Any], folder: Path) -> HFVisionEncoder:
         from transformers import AutoImageProcessor
 
-        proc = AutoImageProcessor.from_pretrained(folder, local_files_only=True)
-        return cls(backbone_from_assets(folder), proc, spec)
+        backbone = backbone_from_assets(folder)  # first: it refuses a folder that names its own code
+        kw = local_kwargs(folder)
+        proc = hf_call(str(folder), lambda: AutoImageProcessor.from_pretrained(folder, **kw))
+        return cls(backbone, proc, spec)
