@@ -132,7 +132,7 @@ def _decode_one(task: tuple[str, str, dict[str, Any]]) -> str | None:
         else:
             from polymodal.data.video import check_video
 
-            check_video(path)
+            check_video(path, max_pixels=opts["max_pixels"])
     except DataError as exc:
         message = str(exc)
         return message[len(path) + 2 :] if message.startswith(path + ": ") else message
