@@ -176,3 +176,14 @@ def test_label_spaces_from_the_loader_work_as_label_sets(tmp_path: Path) -> None
         "b",
         "unknown label 'dog' (not in the label set)",
     )
+
+
+def test_empty_text_is_invalid_even_where_text_is_optional(tmp_path: Path) -> None:
+    save_png(tmp_path / "a.png", rgb_array())
+    rows = [{"id": "a", "split": "train", "image": "a.png", "text": ""},
+            {"id": "b", "split": "train", "image": "a.png", "text": "   "},
+            {"id": "c", "split": "train", "image": "a.png"}]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = validate_rows(load_manifest(tmp_path / "m.jsonl"))  # what `data validate` runs
+    assert [(i.id, i.field, i.reason) for i in report.invalid] == [("a", "text", "empty text"),
+                                                                   ("b", "text", "empty text")]

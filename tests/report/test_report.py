@@ -137,3 +137,9 @@ def test_markdown_leaderboard_escapes_model_names() -> None:
     assert len(re.findall(r"(?<!\\)\|", row)) == 3  # still two cells: the name's "|" did not split the row
     assert r"| plain\_run | **0.600 [0.500, 0.700]** |" in md
 
+
+def test_the_data_event_is_a_count_not_a_curve() -> None:
+    from polymodal.report.figures import series_from_records
+
+    records = [{"event": "train", "step": 1, "loss": 1.0}, {"event": "data", "step": 1, "quarantined": 2}]
+    assert set(series_from_records(records)) == {"train/loss"}

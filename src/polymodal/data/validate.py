@@ -8,7 +8,8 @@ decoded under the pixel limit; audio read and checked for length and silence; vi
 first frame). Decoding runs in a process pool over the machine's cores.
 
 ``apply_policy`` turns a report into the rows to use: ``fail`` raises :class:`DataError`
-listing the bad rows, ``skip`` writes them to a quarantine JSONL file with their reasons.
+listing the bad rows, ``skip`` writes them to a quarantine JSONL file with their reasons
+(:mod:`polymodal.data.quarantine`, which also takes the rows that fail later, while loading).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from polymodal.config import DataConfig
+from polymodal.data.quarantine import Quarantine
 from polymodal.data.sources import MODALITIES, Manifest
 from polymodal.errors import DataError
 
@@ -58,6 +60,10 @@ class ValidationReport:
     @property
     def ok(self) -> bool:
         return not self.invalid
+
+    def lines_by_id(self) -> dict[str, int]:
+        """Manifest line of each valid row, by id (what a later message about the row names)."""
+        return {str(row.get("id")): line for row, line in zip(self.valid, self.valid_lines, strict=False)}
 
     def to_json(self) -> dict[str, Any]:
         return {"rows": self.rows, "valid": len(self.valid), "invalid": [asdict(i) for i in self.invalid]}
@@ -208,7 +214,7 @@ def _cheap_issue(
     for m in MODALITIES:
         column = cfg.columns.get(m, m)  # data.columns: read a modality from another column
         value = row.get(column)
-        if value is None or value == "":
+        if value is None or (value == "" and m != "text"):  # empty text falls to clean_text: always invalid
             if m in modalities:
                 return column, f"missing {m}" if value is None else f"empty {m}"
             continue
@@ -296,12 +302,13 @@ def validate_rows(
 def apply_policy(
     report: ValidationReport, on_error: str = "fail", quarantine_path: str | Path | None = None
 ) -> list[dict[str, Any]]:
-    """The rows to use. ``fail``: raise listing bad rows; ``skip``: quarantine them to a JSONL file."""
+    """The rows to use. ``fail``: raise listing bad rows; ``skip``: quarantine them to a JSONL file.
+
+    The quarantine file's validation lines are rewritten on every call (a resumed run validates
+    again); lines of rows that failed later, while loading, are kept while those rows are in use."""
     if on_error not in ("fail", "skip"):
         raise DataError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
-    if not report.invalid:
-        return report.valid
-    if on_error == "fail":
+    if report.invalid and on_error == "fail":
         shown = [issue.line() for issue in report.invalid[:20]]
         more = len(report.invalid) - len(shown)
         tail = [f"... and {more} more"] if more else []
@@ -312,11 +319,8 @@ def apply_policy(
             )
         )
     if quarantine_path is not None:
-        out = Path(quarantine_path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("w", encoding="utf-8") as fh:
-            for issue, record in zip(report.invalid, report.invalid_records, strict=True):
-                # ensure_ascii keeps invalid UTF-8 (lone surrogates) writable as \u escapes
-                fh.write(json.dumps({**asdict(issue), "record": record}, default=str) + "\n")
+        entries = [{**asdict(issue), "stage": "validate", "record": record}
+                   for issue, record in zip(report.invalid, report.invalid_records, strict=True)]
+        Quarantine(quarantine_path).rewrite_validation(entries, {str(r.get("id")) for r in report.valid})
     report.quarantined = len(report.invalid)
     return report.valid
