@@ -155,6 +155,35 @@ def test_train_honours_labels_json(tmp_path: Path) -> None:
         train(_classifier(_write(tmp_path, rows)), tmp_path / "run2")
 
 
+def test_a_label_column_under_another_name_is_one_error_then_maps(tmp_path: Path) -> None:
+    rows = [{"id": f"t{i}", "split": "train" if i < 8 else "val", "text": f"text {i}",
+             "topic": ["sport", "food"][i % 2]} for i in range(10)]
+    manifest = _write(tmp_path, rows, "topics.jsonl")
+    with pytest.raises(DataError) as err:
+        train(_classifier(manifest), tmp_path / "run")
+    message = str(err.value)
+    assert "no label column 'label'" in message and "data.columns.label=topic" in message
+    assert "the manifest's columns are: id, split, text, topic" in message
+    assert "on_error=skip" not in message and message.count("\n") < 6  # one error, not a line per row
+    result = train(_classifier(manifest, columns={"label": "topic"}), tmp_path / "run2")
+    assert result.steps == 2
+    import polymodal
+
+    model = polymodal.load(str(tmp_path / "run2" / "model"))
+    assert list(model.heads["label"].labels) == ["food", "sport"]
+
+
+def test_an_image_column_under_another_name_is_one_error_then_maps(tmp_path: Path) -> None:
+    rows = _rows(tmp_path, "image")
+    for row in rows:
+        row["filepath"] = row.pop("image")
+    manifest = _write(tmp_path, rows)
+    with pytest.raises(DataError, match=r"no column 'image' for image: map yours with data\.columns\.image=filepath"):
+        train(_cfg(manifest), tmp_path / "run")
+    result = train(_cfg(manifest, columns={"image": "filepath"}), tmp_path / "run2")
+    assert result.steps == 6
+
+
 def test_quarantine_count_is_zero_and_logged_when_nothing_is_wrong(tmp_path: Path) -> None:
     result = train(_cfg(_write(tmp_path, _rows(tmp_path, "image"))), tmp_path / "run")
     assert result.quarantined == 0 and _events(tmp_path / "run", "data")[-1]["quarantined"] == 0

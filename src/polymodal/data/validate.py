@@ -1,9 +1,14 @@
 """Row validation: every row checked once, before any training, with one reason per bad row.
 
+Before any row, ``check_columns`` looks at the manifest as a whole: a column the run needs
+that no row has (``label`` when the labels are in ``topic``; ``image`` when the paths are in
+``filepath``) is one error naming the columns found and the ``data.columns`` mapping that
+fixes it, not one line per row.
+
 Checks run cheapest first and stop at a row's first problem: id (missing, duplicate),
 split (missing, unknown), label columns (missing, not in the label set), modality values
-(missing, empty text, absolute path, ``..`` leaving the root, symlink leading outside the
-root, file not found) and finally a real decode of every referenced file (images fully
+(missing, empty text -- always, whether or not the run reads text --, absolute path, ``..``
+leaving the root, symlink leading outside the root, file not found) and finally a real decode of every referenced file (images fully
 decoded under the pixel limit; audio read and checked for length and silence; video's
 first frame). Decoding runs in a process pool over the machine's cores.
 
@@ -26,7 +31,7 @@ from typing import Any
 
 from polymodal.config import DataConfig
 from polymodal.data.quarantine import Quarantine
-from polymodal.data.sources import MODALITIES, Manifest
+from polymodal.data.sources import AUDIO_EXTS, IMAGE_EXTS, MODALITIES, RESERVED, VIDEO_EXTS, Manifest
 from polymodal.errors import DataError
 
 FILE_MODALITIES = ("image", "audio", "video")
@@ -122,6 +127,79 @@ def _label_problem(value: Any, allowed: set[str] | None) -> str | None:
     return None
 
 
+# --------------------------------------------------------------------------- columns
+_FILE_EXTS = {"image": IMAGE_EXTS, "audio": AUDIO_EXTS, "video": VIDEO_EXTS}
+
+
+def _file_modality(values: list[Any]) -> str | None:
+    """The modality whose file extension every value carries (a column of paths), or None."""
+    if not values or not all(isinstance(v, str) for v in values):
+        return None
+    kinds = {m for v in values for m, exts in _FILE_EXTS.items() if PurePosixPath(v).suffix.lower() in exts}
+    if len(kinds) != 1:
+        return None
+    kind = kinds.pop()
+    return kind if all(PurePosixPath(v).suffix.lower() in _FILE_EXTS[kind] for v in values) else None
+
+
+def check_columns(
+    manifest: Manifest,
+    modalities: list[str],
+    label_columns: list[str],
+    cfg: DataConfig | None = None,
+    *,
+    guessed: list[str] | None = None,
+) -> None:
+    """One :class:`DataError` for the columns a run needs that no row of ``manifest`` has.
+
+    ``modalities`` and ``label_columns`` are needed (each read through ``data.columns``);
+    ``guessed`` label columns (taken from the manifest, not asked for) that hold file paths of a
+    modality no column feeds are reported too: ``filepath`` is an image column under another
+    name, not a label. The message names the columns found and the mapping that fixes it.
+    """
+    cfg = cfg or DataConfig()
+    if not manifest.rows:
+        return
+    present = list(dict.fromkeys(k for row in manifest.rows for k in row))
+    values = {c: [row[c] for row in manifest.rows if row.get(c) not in (None, "")] for c in present}
+    kinds = {c: _file_modality(values[c]) for c in present}
+    # columns a label could come from: not reserved, not mapped, not a label asked for by name
+    used = set(cfg.columns.values()) | (set(label_columns) - set(guessed or [])) | set(modalities)
+    spare = [c for c in present if c not in RESERVED and c not in used and not c.startswith("_")]
+
+    def suggest(target: str, modality: str | None) -> str:
+        if modality in _FILE_EXTS:
+            fits = [c for c in present if kinds[c] == modality and c != target]
+        else:  # a label (or text): any spare column that is not a column of paths
+            fits = [c for c in spare if kinds[c] is None]
+        key = modality or target
+        if len(fits) == 1:
+            return f"map yours with data.columns.{key}={fits[0]}"
+        return f"map one with data.columns.{key}=COLUMN" + (f" (maybe {' or '.join(fits)})" if fits else "")
+
+    problems = []
+    for m in modalities:
+        column = cfg.columns.get(m, m)
+        if column not in present:
+            problems.append(f"no column {column!r} for {m}: {suggest(column, m)}")
+    for col in label_columns:
+        source = cfg.columns.get(col, col)
+        if source not in present:
+            problems.append(f"no label column {source!r}: {suggest(col, None)}")
+    for col in guessed or []:
+        kind = kinds.get(col)
+        if kind is not None and cfg.columns.get(kind, kind) not in present:
+            problems.append(f"column {col!r} holds {kind} file paths but nothing maps it to {kind}, so it "
+                            f"would be read as a label: map it with data.columns.{kind}={col}")
+    if problems:
+        raise DataError("\n".join([
+            f"{manifest.path}: the columns do not fit (every row would fail the same way):",
+            *[f"  {p}" for p in problems],
+            f"the manifest's columns are: {', '.join(present)}",
+            "(a run config: --set data.columns.KEY=COLUMN; polymodal data validate: --column KEY=COLUMN)",
+        ]))
+
+
 # --------------------------------------------------------------------------- decoding
 def _decode_one(task: tuple[str, str, dict[str, Any]]) -> str | None:
     """Decode one file; the reason it is unusable, or None. Runs in pool workers."""
@@ -206,11 +284,12 @@ def _cheap_issue(
     if str(split) not in splits:
         return "split", f"unknown split {split!r} (expected one of {', '.join(sorted(splits))})"
     for col, allowed in labels.items():
-        if col not in row:
-            return col, f"missing label column {col!r}"
-        problem = _label_problem(row[col], allowed)
+        source = cfg.columns.get(col, col)  # data.columns.label=topic: the label is read from topic
+        if source not in row:
+            return source, f"missing label column {source!r}"
+        problem = _label_problem(row[source], allowed)
         if problem:
-            return col, problem
+            return source, problem
     for m in MODALITIES:
         column = cfg.columns.get(m, m)  # data.columns: read a modality from another column
         value = row.get(column)
@@ -253,11 +332,14 @@ def validate_rows(
     unknown = [m for m in required if m not in MODALITIES]
     if unknown:
         raise DataError(f"unknown modality {unknown[0]!r} (expected one of {', '.join(MODALITIES)})")
-    mapped = set(cfg.columns.values())  # a column read as a modality is not a label
+    mapped = set(cfg.columns.values())  # a column read as a modality (or as a named label) is not a label
     columns = [c for c in (cfg.label_columns or manifest.label_columns) if c not in mapped]
-    for col in label_sets or {}:
+    # labels read from another column (data.columns.label=topic) are checked under their own name
+    for col in [*[k for k in cfg.columns if k not in MODALITIES], *(label_sets or {})]:
         if col not in columns:
             columns.append(col)
+    explicit = set(cfg.label_columns or []) | set(label_sets or {}) | {k for k in cfg.columns if k not in MODALITIES}
+    check_columns(manifest, required, columns, cfg, guessed=[c for c in columns if c not in explicit])
     # an empty label set is a regression column (build_label_spaces gives it []): no class check
     labels: dict[str, set[str] | None] = {
         c: (set(label_sets[c]) if label_sets and label_sets.get(c) else None) for c in columns
@@ -312,10 +394,14 @@ def apply_policy(
         shown = [issue.line() for issue in report.invalid[:20]]
         more = len(report.invalid) - len(shown)
         tail = [f"... and {more} more"] if more else []
+        if len(report.invalid) == report.rows:  # skipping would drop them all: do not suggest it
+            advice = "every row is invalid (data.on_error=skip would leave nothing); fix the manifest"
+        else:
+            advice = "fix them, or set data.on_error=skip to quarantine them"
         raise DataError(
             "\n".join(
                 [f"{report.source}: {len(report.invalid)} of {report.rows} rows are invalid:", *shown, *tail]
-                + ["fix them, or set data.on_error=skip to quarantine them"]
+                + [advice]
             )
         )
     if quarantine_path is not None:
