@@ -189,3 +189,56 @@ def test_quarantine_count_is_zero_and_logged_when_nothing_is_wrong(tmp_path: Pat
     assert result.quarantined == 0 and _events(tmp_path / "run", "data")[-1]["quarantined"] == 0
     assert not (tmp_path / "run" / "quarantine.jsonl").exists()
     assert result.steps == 6
+
+
+# ------------------------------------------------------------------ exact resume with a failing sample
+_UNVALIDATED_CLI = (
+    "import functools, sys\n"
+    "from polymodal.data import validate\n"
+    "validate.validate_rows = functools.partial(validate.validate_rows, decode=False)\n"
+    "from polymodal.cli.main import app\n"
+    "app(sys.argv[1:], prog_name='polymodal')\n"
+)
+
+
+def _cli_run(manifest: Path, out: Path, *extra: str, fault: str | None = None) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "POLYMODAL_FAULT"}
+    env["OMP_NUM_THREADS"] = "1"  # same reduction order in every run
+    if fault:
+        env["POLYMODAL_FAULT"] = fault
+    sets = [f"--set=data.manifest={manifest}", "--set=train.checkpoint_every=2", "--set=train.keep_last=5"]
+    config = Path(__file__).parent / "_resume.yaml"
+    return subprocess.run([sys.executable, "-c", _UNVALIDATED_CLI, "train", str(config), *sets, "--out", str(out),
+                           *extra], env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_a_run_killed_and_resumed_with_a_failing_sample_ends_bitwise_equal(tmp_path: Path) -> None:
+    """The batch that holds the broken row shrinks the same way after a SIGKILL and --resume."""
+    import signal
+
+    from safetensors.torch import load_file
+
+    from polymodal.train.order import epoch_permutation
+
+    # r2 (row index 2) sits in step 5 (epoch 2, second batch of 4): the step the resumed run replays
+    assert epoch_permutation(12, 0, 1).index(2) // 4 == 1
+    rows = _rows(tmp_path / "data", "image")
+    _break(tmp_path / "data", "image", 2)
+    manifest = _write(tmp_path / "data", rows)
+    ref = _cli_run(manifest, tmp_path / "ref")
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    killed = _cli_run(manifest, tmp_path / "run", fault="5:0")  # mid step 5, last checkpoint at step 4
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    resumed = _cli_run(manifest, tmp_path / "run", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a = load_file(str(tmp_path / "ref" / "model" / "model.safetensors"))
+    b = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
+    assert [r["id"] for r in _quarantined(tmp_path / "run")] == ["r2"]
+    samples = [e["samples"] for e in _events(tmp_path / "run", "train")]
+    assert samples == [e["samples"] for e in _events(tmp_path / "ref", "train")] and samples[-1] == 22
