@@ -74,7 +74,7 @@ def test_dataset_confines_paths_and_names_rows(tmp_path: Path) -> None:
     (tmp_path / "root").mkdir()
     save_png(tmp_path / "outside.png", rgb_array())
     ds = MultimodalDataset([{"id": "x", "image": "../outside.png"}], tmp_path / "root", ["image"], {})
-    with pytest.raises(DataError, match=r"row x: image '../outside.png': path escapes the data root"):
+    with pytest.raises(DataError, match=r"row x: image: '../outside.png': path escapes the data root"):
         ds[0]
     ds = MultimodalDataset(
         [{"id": "y", "image": "a.png", "label": "zzz"}], tmp_path, ["image"], {"label": ["a"]}

@@ -73,7 +73,9 @@ def test_per_call_pixel_limit_from_config(tmp_path: Path) -> None:
 
 
 def test_required_modality_and_custom_splits(tmp_path: Path) -> None:
-    rows = [{"id": "a", "split": "dev", "text": "x"}, {"id": "b", "split": "train", "text": "y"}]
+    save_png(tmp_path / "c.png", rgb_array())
+    rows = [{"id": "a", "split": "dev", "text": "x"}, {"id": "b", "split": "train", "text": "y"},
+            {"id": "c", "split": "dev", "image": "c.png"}]
     (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     manifest = load_manifest(tmp_path / "m.jsonl")
     report = validate_rows(manifest, modalities=["image"], splits=["dev"])
@@ -81,6 +83,10 @@ def test_required_modality_and_custom_splits(tmp_path: Path) -> None:
         ("a", "image", "missing image"),
         ("b", "split", "unknown split 'train' (expected one of dev)"),
     ]
+    # a column no row has is one error for the manifest, not one line per row (tests/data/test_columns.py)
+    manifest.rows = manifest.rows[:2]
+    with pytest.raises(DataError, match="no column 'image' for image"):
+        validate_rows(manifest, modalities=["image"], splits=["dev"])
     with pytest.raises(DataError, match="unknown modality 'sound'"):
         validate_rows(manifest, modalities=["sound"])
 
@@ -176,3 +182,14 @@ def test_label_spaces_from_the_loader_work_as_label_sets(tmp_path: Path) -> None
         "b",
         "unknown label 'dog' (not in the label set)",
     )
+
+
+def test_empty_text_is_invalid_even_where_text_is_optional(tmp_path: Path) -> None:
+    save_png(tmp_path / "a.png", rgb_array())
+    rows = [{"id": "a", "split": "train", "image": "a.png", "text": ""},
+            {"id": "b", "split": "train", "image": "a.png", "text": "   "},
+            {"id": "c", "split": "train", "image": "a.png"}]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = validate_rows(load_manifest(tmp_path / "m.jsonl"))  # what `data validate` runs
+    assert [(i.id, i.field, i.reason) for i in report.invalid] == [("a", "text", "empty text"),
+                                                                   ("b", "text", "empty text")]

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +123,23 @@ def test_series_follow_the_trainer_event_records() -> None:
     assert set(s) == {"train/loss", "train/lr", "train/samples_per_s", "val/loss", "val/recall@1"}
     assert s["train/lr"] == ([5.0, 10.0], [0.001, 0.0005])
     assert s["train/loss"] == ([5.0], [2.0])  # the NaN step is left out, not drawn as a gap of garbage
+
+
+def test_markdown_leaderboard_escapes_model_names() -> None:
+    # model names are user text (run folders, hub names); the HTML form escapes them, so must the Markdown
+    hostile = "evil|<script>alert(1)</script>**loud**[x](http://e)\nnext"
+    board = Leaderboard([hostile, "plain_run"], ["zs: acc@1"],
+                        {hostile: {"zs: acc@1": Metric(0.5, 0.4, 0.6)}, "plain_run": {"zs: acc@1": Metric(0.6, 0.5, 0.7)}})
+    md = board.to_markdown()
+    row = next(line for line in md.splitlines() if line.startswith("| evil"))
+    assert "<script>" not in md and "**loud**" not in md and "[x](" not in md and "\nnext" not in md
+    assert row.startswith(r"| evil\|\<script\>alert(1)\</script\>\*\*loud\*\*\[x\](http://e) next | ")
+    assert len(re.findall(r"(?<!\\)\|", row)) == 3  # still two cells: the name's "|" did not split the row
+    assert r"| plain\_run | **0.600 [0.500, 0.700]** |" in md
+
+
+def test_the_data_event_is_a_count_not_a_curve() -> None:
+    from polymodal.report.figures import series_from_records
+
+    records = [{"event": "train", "step": 1, "loss": 1.0}, {"event": "data", "step": 1, "quarantined": 2}]
+    assert set(series_from_records(records)) == {"train/loss"}

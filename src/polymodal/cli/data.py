@@ -30,11 +30,11 @@ def make(
     console.print(f"wrote {manifest}", highlight=False)
 
 
-def _progress_validate(manifest: Any, label_sets: dict[str, list[str]] | None) -> Any:
+def _progress_validate(manifest: Any, label_sets: dict[str, list[str]] | None, options: Any) -> Any:
     from polymodal.data.validate import validate_rows
 
     if not is_tty() or len(manifest.rows) < 500:
-        return validate_rows(manifest, label_sets=label_sets)
+        return validate_rows(manifest, label_sets=label_sets, options=options)
     from rich.progress import Progress
 
     with Progress(console=err_console, transient=True) as bar:
@@ -43,7 +43,20 @@ def _progress_validate(manifest: Any, label_sets: dict[str, list[str]] | None) -
         def advance(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        return validate_rows(manifest, label_sets=label_sets, progress=advance)
+        return validate_rows(manifest, label_sets=label_sets, options=options, progress=advance)
+
+
+def _columns(pairs: list[str]) -> dict[str, str]:
+    """``--column KEY=COLUMN`` pairs -> ``data.columns`` (``image=filepath``, ``label=topic``)."""
+    from polymodal.errors import DataError
+
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, column = pair.partition("=")
+        if not sep or not key.strip() or not column.strip():
+            raise DataError(f"--column {pair!r}: expected KEY=COLUMN, e.g. image=filepath or label=topic")
+        out[key.strip()] = column.strip()
+    return out
 
 
 @data_app.command("validate")
@@ -59,16 +72,24 @@ def validate(
         "--labels",
         help='JSON {"column": [names]} of allowed labels (default: labels.json beside the manifest).',
     ),
+    column: list[str] = typer.Option(
+        [], "--column", metavar="KEY=COLUMN",
+        help="Read a modality or a label from another column, as data.columns does in a run "
+             "(image=filepath, label=topic); repeatable.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Check every row. Exit 0 when all are valid, 1 when any is not, 2 when the manifest is unreadable."""
+    """Check every row. Exit 0 when all are valid, 1 when any is not, 2 when the manifest is unreadable
+    or a column is missing everywhere (the message names the columns found and the --column that maps one)."""
+    from polymodal.config import DataConfig
     from polymodal.data.sources import load_manifest
     from polymodal.data.validate import find_label_sets, load_label_sets
 
     with user_errors():
+        options = DataConfig(columns=_columns(column))
         manifest = load_manifest(manifest_path, root)
         label_sets = load_label_sets(labels) if labels else find_label_sets(manifest)
-        report = _progress_validate(manifest, label_sets)
+        report = _progress_validate(manifest, label_sets, options)
     if as_json:
         typer.echo(json.dumps(report.to_json(), ensure_ascii=True))
     else:

@@ -31,6 +31,8 @@ def _summary(r: TrainResult) -> None:
         table.add_row("stopped early", "yes")
     if r.skipped_ids:
         table.add_row("samples in skipped steps", str(len(r.skipped_ids)))
+    if r.quarantined:
+        table.add_row("quarantined rows", f"{r.quarantined} (reasons in {r.quarantine_file})")
     console.print(table)
 
 

@@ -2,9 +2,10 @@
 
 Rules: channels are averaged to mono; audio is resampled with a polyphase filter
 (``scipy.signal.resample_poly``) to ``target_rate``; clips longer than ``max_seconds`` are
-cut to that length. Unreadable, empty, too-short (under ``min_seconds``) and silent (peak
-under ``SILENCE_PEAK``) clips raise :class:`DataError` naming the file, so validation can
-flag them per row.
+cut to that length. Unreadable, empty, non-finite (a float file holding NaN or inf samples:
+one would turn every loss it touches into NaN), too-short (under ``min_seconds``) and silent
+(peak under ``SILENCE_PEAK``) clips raise :class:`DataError` naming the file, so validation
+can flag them per row.
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ def _read(src: str | Path | bytes) -> tuple[np.ndarray, int]:
     return data, int(rate)
 
 
+def check_finite(wave: np.ndarray, name: str) -> None:
+    """Refuse NaN / inf samples (a float WAV can hold them; integer PCM cannot)."""
+    bad = int(wave.size - np.count_nonzero(np.isfinite(wave)))
+    if bad:
+        plural = "s" if bad > 1 else ""
+        raise DataError(f"{name}: audio holds {bad} non-finite sample{plural} (NaN or inf)")
+
+
 def resample(wave: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
     """Polyphase resampling of a 1-D signal from ``rate`` to ``target_rate``."""
     if rate == target_rate or wave.size == 0:
@@ -69,6 +78,7 @@ def load_audio(
         path = "<in-memory audio>"
     if data.shape[0] == 0:
         raise DataError(f"{path}: audio has no samples")
+    check_finite(data, str(path))
     seconds = data.shape[0] / rate
     if seconds < min_seconds:
         raise DataError(f"{path}: audio too short ({seconds:.3f} s < {min_seconds} s)")

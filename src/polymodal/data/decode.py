@@ -13,9 +13,9 @@ Accepted values per modality:
 - image: a path, a file's bytes, a PIL image, or an HxW / HxWx3 / HxWx4 uint8 array -> RGB
   8-bit PIL image (``image.load_image``: EXIF-upright, alpha composited on white);
 - audio: a path or a file's bytes (``audio.load_audio``: mono, resampled to
-  ``options.sample_rate``, too-short / silent clips refused); a ``(waveform, sample_rate)``
-  pair (resampled); or a waveform already at the target rate (1-D, or (channels, samples)
-  averaged to mono) -> float32 mono array;
+  ``options.sample_rate``, too-short / silent / non-finite clips refused); a
+  ``(waveform, sample_rate)`` pair (resampled); or a waveform already at the target rate (1-D,
+  or (channels, samples) averaged to mono; NaN / inf samples refused) -> float32 mono array;
 - video: a frame folder, a video file or its bytes (``video.load_video``: ``num_frames``
   frames sampled uniformly), a list of frames (each decoded as an image; the tower samples
   them to its frame count), or a (T, H, W, 3) uint8 array -> list of RGB PIL images.
@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from polymodal.config import DataConfig, TextDataConfig
-from polymodal.data.audio import load_audio, resample
+from polymodal.data.audio import check_finite, load_audio, resample
 from polymodal.data.image import DEFAULT_MAX_PIXELS, load_image, to_rgb
 from polymodal.data.text import clean_text
 from polymodal.data.video import load_video
@@ -104,6 +104,7 @@ def _waveform(value: Any) -> np.ndarray:
         raise DataError(f"<in-memory audio>: expected a mono waveform (1-D) or (channels, samples), got shape {wave.shape}")
     if wave.size == 0:
         raise DataError("<in-memory audio>: audio has no samples")
+    check_finite(wave, "<in-memory audio>")
     return wave
 
 

@@ -5,6 +5,13 @@ Randomness: every augmentation of a sample is drawn from a seed derived from
 and epochs, and are identical for the same seed whatever the number of workers.
 Worker processes additionally seed ``random``/``numpy``/``torch`` from
 ``(seed, epoch, worker id)`` for any other randomness a processor may use.
+
+A sample whose file fails to decode while loading (it changed after validation, or holds a
+fault only a full decode meets) is, under ``data.on_error: skip``, written to the run's
+quarantine file by id and handed on as a *failed* sample that ``collate`` drops: its batch
+shrinks by one. Whether a file decodes is a property of the file, so every pass over the
+data -- another epoch, a resumed run -- shrinks the same batches the same way and exact
+resume still holds. Under ``fail`` the error names the row and stops the run.
 """
 
 from __future__ import annotations
@@ -19,9 +26,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from polymodal.config import DataConfig
-from polymodal.data.sources import MODALITIES
-from polymodal.data.validate import resolve_inside
+from polymodal.data.quarantine import Quarantine
+from polymodal.data.sources import MODALITIES, Manifest
+from polymodal.data.validate import find_label_sets, resolve_inside
 from polymodal.errors import DataError
+
+FAILED = "_failed"  # the key of a sample that could not be loaded (its reason); collate drops it
 
 Processor = Callable[[list[Any]], Any]
 
@@ -35,28 +45,52 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
-def build_label_spaces(rows: Sequence[dict[str, Any]], label_columns: Sequence[str]) -> dict[str, list[str]]:
+def sort_names(names: set[str] | list[str]) -> list[str]:
+    """Class names in label-space order: integer names numerically (2 < 10), others as strings."""
+    unique = set(names)
+    if all(n.lstrip("-").isdigit() for n in unique):
+        return sorted(unique, key=int)
+    return sorted(unique)
+
+
+def build_label_spaces(
+    rows: Sequence[dict[str, Any]], label_columns: Sequence[str], columns: dict[str, str] | None = None
+) -> dict[str, list[str]]:
     """Sorted class names per label column (numbers sort numerically).
 
     A list-valued column is multi-label. A column whose values are all non-integral numbers
-    is a regression target and gets an empty label space.
+    is a regression target and gets an empty label space. ``columns`` (``data.columns``) reads
+    a label from another manifest column (``{"label": "topic"}``).
     """
     spaces: dict[str, list[str]] = {}
     for col in label_columns:
+        source = (columns or {}).get(col, col)
         values: list[Any] = []
         for row in rows:
-            v = row.get(col)
+            v = row.get(source)
             if v is None:
                 continue
             values.extend(v if isinstance(v, list) else [v])
         if values and all(_is_number(v) for v in values) and any(float(v) != int(v) for v in values):
             spaces[col] = []
             continue
-        names = {str(v) for v in values}
-        if all(n.lstrip("-").isdigit() for n in names):
-            spaces[col] = sorted(names, key=int)  # class ids 2 < 10, not "10" < "2"
-        else:
-            spaces[col] = sorted(names)
+        spaces[col] = sort_names({str(v) for v in values})
+    return spaces
+
+
+def label_spaces_for(
+    manifest: Manifest, label_columns: Sequence[str], data_cfg: DataConfig | None = None
+) -> dict[str, list[str]]:
+    """A run's label spaces: a ``labels.json`` beside the manifest decides a column's classes
+    (so a class absent from these rows keeps its place, and a label outside it is invalid);
+    other columns get theirs from the rows (``build_label_spaces``)."""
+    cfg = data_cfg or DataConfig()
+    spaces = build_label_spaces(manifest.rows, label_columns, cfg.columns)
+    declared = find_label_sets(manifest) or {}
+    for col in label_columns:
+        names = declared.get(col)
+        if names and spaces.get(col) != []:  # a regression column has no classes to declare
+            spaces[col] = sort_names(names)
     return spaces
 
 
@@ -68,6 +102,8 @@ class MultimodalDataset(Dataset[dict[str, Any]]):
     RandomResizedCrop + horizontal flip (torchvision v2) to images; pass ``augment=False``
     for evaluation datasets. ``features`` (modality -> row id -> tensor) replaces reading
     that modality's file with a stored tensor (a frozen tower's precomputed output).
+    ``quarantine`` takes the rows that fail to load under ``data.on_error: skip`` (see the
+    module docstring) and gives the manifest lines the error messages name.
     """
 
     def __init__(
@@ -81,8 +117,10 @@ class MultimodalDataset(Dataset[dict[str, Any]]):
         augment: bool | None = None,
         seed: int = 0,
         features: dict[str, dict[str, Any]] | None = None,
+        quarantine: Quarantine | None = None,
     ) -> None:
         self.rows = list(rows)
+        self.quarantine = quarantine
         self.features = dict(features or {})
         self.root = Path(root).resolve()
         self.modalities = [m for m in modalities if m in MODALITIES]
@@ -104,6 +142,32 @@ class MultimodalDataset(Dataset[dict[str, Any]]):
     def lengths(self) -> list[int]:
         """Text length per row in characters (for length bucketing); 0 without text."""
         return [len(str(row.get("text") or "")) for row in self.rows]
+
+    def _failed(self, row: dict[str, Any], rid: str, field: str, reason: str) -> dict[str, Any]:
+        """A sample that could not be loaded: quarantined under ``skip``, an error under ``fail``."""
+        line = self.quarantine.line(rid) if self.quarantine is not None else None
+        where = f"row {line} (id {rid})" if line is not None else f"row {rid}"
+        if self.cfg.on_error != "skip":
+            raise DataError(f"{where}: {field}: {reason} (data.on_error=fail; set data.on_error=skip "
+                            "to quarantine the row and go on)")
+        if self.quarantine is not None:
+            self.quarantine.add(rid, field, reason, row)
+        return {"id": rid, FAILED: f"{field}: {reason}", "_row": row}
+
+    def _load(self, m: str, value: Any, options: Any) -> Any:
+        """Decode one cell; any failure here is the sample's (augmentation runs after, outside)."""
+        from polymodal.data.decode import decode_value
+
+        if m == "text":
+            return decode_value(m, value, options, where="text")
+        try:
+            path = resolve_inside(self.root, value)
+        except DataError as exc:
+            raise DataError(f"{value!r}: {exc}") from None
+        try:
+            return decode_value(m, path, options)
+        except DataError as exc:  # name the file as the manifest does, not by its absolute path
+            raise DataError(f"{value}{str(exc).removeprefix(str(path))}") from None
 
     def _encode_label(self, col: str, value: Any, rid: str) -> Any:
         if not self.label_spaces[col]:  # regression
@@ -134,7 +198,7 @@ class MultimodalDataset(Dataset[dict[str, Any]]):
             return v2.Compose(steps)(image)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        from polymodal.data.decode import DecodeOptions, decode_value
+        from polymodal.data.decode import DecodeOptions
 
         # the decode path inference shares (polymodal.runtime.decode), with this run's rules
         options = DecodeOptions.from_config(self.cfg)
@@ -142,28 +206,33 @@ class MultimodalDataset(Dataset[dict[str, Any]]):
         rid = str(row.get("id", index))
         sample: dict[str, Any] = {"id": rid, "_row": row}
         for m in self.modalities:
+            column = self.cfg.columns.get(m, m)  # data.columns: a modality may come from another column
+            value = row.get(column)
             if m in self.features:
-                try:
+                if rid in self.features[m]:
                     sample[m] = self.features[m][rid]
-                except KeyError:
-                    raise DataError(f"row {rid}: no precomputed {m} features") from None
-                continue
-            # data.columns: a modality may come from another column (e.g. text <- question)
-            value = row.get(self.cfg.columns.get(m, m))
+                    continue
+                if value is None:
+                    raise DataError(f"row {rid}: no precomputed {m} features")
+                # its file failed when the cache was filled: decode it again for the reason
+                try:
+                    self._load(m, value, options)
+                    reason = "no precomputed features"
+                except Exception as exc:  # noqa: BLE001 -- any failure is the reason we record
+                    reason = str(exc)
+                return self._failed(row, rid, column, reason)
             if value is None:
-                raise DataError(f"row {rid}: no {m} (column {self.cfg.columns.get(m, m)!r})")
-            if m == "text":
-                sample[m] = decode_value(m, value, options, where=f"row {rid}: text")
-                continue
+                raise DataError(f"row {rid}: no {m} (column {column!r})")
             try:
-                path = resolve_inside(self.root, value)
+                sample[m] = self._load(m, value, options)
             except DataError as exc:
-                raise DataError(f"row {rid}: {m} {value!r}: {exc}") from None
-            sample[m] = decode_value(m, path, options)
+                return self._failed(row, rid, column, str(exc).removeprefix("text: "))
+            except Exception as exc:  # a decoder's own bug marks the sample as validation does
+                return self._failed(row, rid, column, f"{value}: cannot decode ({type(exc).__name__}: {exc})")
             if m == "image" and self.augment:
                 sample[m] = self._augment(sample[m], index)
         for col in self.label_spaces:
-            sample[col] = self._encode_label(col, row.get(col), rid)
+            sample[col] = self._encode_label(col, row.get(self.cfg.columns.get(col, col)), rid)
         return sample
 
 
@@ -174,12 +243,19 @@ def make_collate(
 
     Single-label -> ``LongTensor(B)`` (-1 where absent), multi-label -> multi-hot
     ``FloatTensor(B, C)``, regression -> ``FloatTensor(B)``. A modality without a processor
-    is passed through as a list of raw values.
+    is passed through as a list of raw values. Samples that failed to load are left out.
     """
 
     def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
         if not samples:
             raise DataError("cannot collate an empty batch")
+        failed = [s for s in samples if FAILED in s]
+        if failed:  # quarantined while loading: the batch shrinks (the same way on every pass)
+            samples = [s for s in samples if FAILED not in s]
+            if not samples:
+                ids = ", ".join(s["id"] for s in failed)
+                raise DataError(f"every sample of a batch failed to load ({ids}), e.g. {failed[0][FAILED]}; "
+                                "a batch needs one usable sample: fix or remove these rows")
         batch: dict[str, Any] = {"id": [s["id"] for s in samples]}
         for m in MODALITIES:
             if m in samples[0]:

@@ -1,14 +1,20 @@
 """Row validation: every row checked once, before any training, with one reason per bad row.
 
+Before any row, ``check_columns`` looks at the manifest as a whole: a column the run needs
+that no row has (``label`` when the labels are in ``topic``; ``image`` when the paths are in
+``filepath``) is one error naming the columns found and the ``data.columns`` mapping that
+fixes it, not one line per row.
+
 Checks run cheapest first and stop at a row's first problem: id (missing, duplicate),
 split (missing, unknown), label columns (missing, not in the label set), modality values
-(missing, empty text, absolute path, ``..`` leaving the root, symlink leading outside the
-root, file not found) and finally a real decode of every referenced file (images fully
+(missing, empty text -- always, whether or not the run reads text --, absolute path, ``..``
+leaving the root, symlink leading outside the root, file not found) and finally a real decode of every referenced file (images fully
 decoded under the pixel limit; audio read and checked for length and silence; video's
 first frame). Decoding runs in a process pool over the machine's cores.
 
 ``apply_policy`` turns a report into the rows to use: ``fail`` raises :class:`DataError`
-listing the bad rows, ``skip`` writes them to a quarantine JSONL file with their reasons.
+listing the bad rows, ``skip`` writes them to a quarantine JSONL file with their reasons
+(:mod:`polymodal.data.quarantine`, which also takes the rows that fail later, while loading).
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from polymodal.config import DataConfig
-from polymodal.data.sources import MODALITIES, Manifest
+from polymodal.data.quarantine import Quarantine
+from polymodal.data.sources import AUDIO_EXTS, IMAGE_EXTS, MODALITIES, RESERVED, VIDEO_EXTS, Manifest
 from polymodal.errors import DataError
 
 FILE_MODALITIES = ("image", "audio", "video")
@@ -58,6 +65,10 @@ class ValidationReport:
     @property
     def ok(self) -> bool:
         return not self.invalid
+
+    def lines_by_id(self) -> dict[str, int]:
+        """Manifest line of each valid row, by id (what a later message about the row names)."""
+        return {str(row.get("id")): line for row, line in zip(self.valid, self.valid_lines, strict=False)}
 
     def to_json(self) -> dict[str, Any]:
         return {"rows": self.rows, "valid": len(self.valid), "invalid": [asdict(i) for i in self.invalid]}
@@ -116,6 +127,79 @@ def _label_problem(value: Any, allowed: set[str] | None) -> str | None:
     return None
 
 
+# --------------------------------------------------------------------------- columns
+_FILE_EXTS = {"image": IMAGE_EXTS, "audio": AUDIO_EXTS, "video": VIDEO_EXTS}
+
+
+def _file_modality(values: list[Any]) -> str | None:
+    """The modality whose file extension every value carries (a column of paths), or None."""
+    if not values or not all(isinstance(v, str) for v in values):
+        return None
+    kinds = {m for v in values for m, exts in _FILE_EXTS.items() if PurePosixPath(v).suffix.lower() in exts}
+    if len(kinds) != 1:
+        return None
+    kind = kinds.pop()
+    return kind if all(PurePosixPath(v).suffix.lower() in _FILE_EXTS[kind] for v in values) else None
+
+
+def check_columns(
+    manifest: Manifest,
+    modalities: list[str],
+    label_columns: list[str],
+    cfg: DataConfig | None = None,
+    *,
+    guessed: list[str] | None = None,
+) -> None:
+    """One :class:`DataError` for the columns a run needs that no row of ``manifest`` has.
+
+    ``modalities`` and ``label_columns`` are needed (each read through ``data.columns``);
+    ``guessed`` label columns (taken from the manifest, not asked for) that hold file paths of a
+    modality no column feeds are reported too: ``filepath`` is an image column under another
+    name, not a label. The message names the columns found and the mapping that fixes it.
+    """
+    cfg = cfg or DataConfig()
+    if not manifest.rows:
+        return
+    present = list(dict.fromkeys(k for row in manifest.rows for k in row))
+    values = {c: [row[c] for row in manifest.rows if row.get(c) not in (None, "")] for c in present}
+    kinds = {c: _file_modality(values[c]) for c in present}
+    # columns a label could come from: not reserved, not mapped, not a label asked for by name
+    used = set(cfg.columns.values()) | (set(label_columns) - set(guessed or [])) | set(modalities)
+    spare = [c for c in present if c not in RESERVED and c not in used and not c.startswith("_")]
+
+    def suggest(target: str, modality: str | None) -> str:
+        if modality in _FILE_EXTS:
+            fits = [c for c in present if kinds[c] == modality and c != target]
+        else:  # a label (or text): any spare column that is not a column of paths
+            fits = [c for c in spare if kinds[c] is None]
+        key = modality or target
+        if len(fits) == 1:
+            return f"map yours with data.columns.{key}={fits[0]}"
+        return f"map one with data.columns.{key}=COLUMN" + (f" (maybe {' or '.join(fits)})" if fits else "")
+
+    problems = []
+    for m in modalities:
+        column = cfg.columns.get(m, m)
+        if column not in present:
+            problems.append(f"no column {column!r} for {m}: {suggest(column, m)}")
+    for col in label_columns:
+        source = cfg.columns.get(col, col)
+        if source not in present:
+            problems.append(f"no label column {source!r}: {suggest(col, None)}")
+    for col in guessed or []:
+        kind = kinds.get(col)
+        if kind is not None and cfg.columns.get(kind, kind) not in present:
+            problems.append(f"column {col!r} holds {kind} file paths but nothing maps it to {kind}, so it "
+                            f"would be read as a label: map it with data.columns.{kind}={col}")
+    if problems:
+        raise DataError("\n".join([
+            f"{manifest.path}: the columns do not fit (every row would fail the same way):",
+            *[f"  {p}" for p in problems],
+            f"the manifest's columns are: {', '.join(present)}",
+            "(a run config: --set data.columns.KEY=COLUMN; polymodal data validate: --column KEY=COLUMN)",
+        ]))
+
+
 # --------------------------------------------------------------------------- decoding
 def _decode_one(task: tuple[str, str, dict[str, Any]]) -> str | None:
     """Decode one file; the reason it is unusable, or None. Runs in pool workers."""
@@ -132,7 +216,7 @@ def _decode_one(task: tuple[str, str, dict[str, Any]]) -> str | None:
         else:
             from polymodal.data.video import check_video
 
-            check_video(path)
+            check_video(path, max_pixels=opts["max_pixels"])
     except DataError as exc:
         message = str(exc)
         return message[len(path) + 2 :] if message.startswith(path + ": ") else message
@@ -200,15 +284,16 @@ def _cheap_issue(
     if str(split) not in splits:
         return "split", f"unknown split {split!r} (expected one of {', '.join(sorted(splits))})"
     for col, allowed in labels.items():
-        if col not in row:
-            return col, f"missing label column {col!r}"
-        problem = _label_problem(row[col], allowed)
+        source = cfg.columns.get(col, col)  # data.columns.label=topic: the label is read from topic
+        if source not in row:
+            return source, f"missing label column {source!r}"
+        problem = _label_problem(row[source], allowed)
         if problem:
-            return col, problem
+            return source, problem
     for m in MODALITIES:
         column = cfg.columns.get(m, m)  # data.columns: read a modality from another column
         value = row.get(column)
-        if value is None or value == "":
+        if value is None or (value == "" and m != "text"):  # empty text falls to clean_text: always invalid
             if m in modalities:
                 return column, f"missing {m}" if value is None else f"empty {m}"
             continue
@@ -247,11 +332,14 @@ def validate_rows(
     unknown = [m for m in required if m not in MODALITIES]
     if unknown:
         raise DataError(f"unknown modality {unknown[0]!r} (expected one of {', '.join(MODALITIES)})")
-    mapped = set(cfg.columns.values())  # a column read as a modality is not a label
+    mapped = set(cfg.columns.values())  # a column read as a modality (or as a named label) is not a label
     columns = [c for c in (cfg.label_columns or manifest.label_columns) if c not in mapped]
-    for col in label_sets or {}:
+    # labels read from another column (data.columns.label=topic) are checked under their own name
+    for col in [*[k for k in cfg.columns if k not in MODALITIES], *(label_sets or {})]:
         if col not in columns:
             columns.append(col)
+    explicit = set(cfg.label_columns or []) | set(label_sets or {}) | {k for k in cfg.columns if k not in MODALITIES}
+    check_columns(manifest, required, columns, cfg, guessed=[c for c in columns if c not in explicit])
     # an empty label set is a regression column (build_label_spaces gives it []): no class check
     labels: dict[str, set[str] | None] = {
         c: (set(label_sets[c]) if label_sets and label_sets.get(c) else None) for c in columns
@@ -296,27 +384,29 @@ def validate_rows(
 def apply_policy(
     report: ValidationReport, on_error: str = "fail", quarantine_path: str | Path | None = None
 ) -> list[dict[str, Any]]:
-    """The rows to use. ``fail``: raise listing bad rows; ``skip``: quarantine them to a JSONL file."""
+    """The rows to use. ``fail``: raise listing bad rows; ``skip``: quarantine them to a JSONL file.
+
+    The quarantine file's validation lines are rewritten on every call (a resumed run validates
+    again); lines of rows that failed later, while loading, are kept while those rows are in use."""
     if on_error not in ("fail", "skip"):
         raise DataError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
-    if not report.invalid:
-        return report.valid
-    if on_error == "fail":
+    if report.invalid and on_error == "fail":
         shown = [issue.line() for issue in report.invalid[:20]]
         more = len(report.invalid) - len(shown)
         tail = [f"... and {more} more"] if more else []
+        if len(report.invalid) == report.rows:  # skipping would drop them all: do not suggest it
+            advice = "every row is invalid (data.on_error=skip would leave nothing); fix the manifest"
+        else:
+            advice = "fix them, or set data.on_error=skip to quarantine them"
         raise DataError(
             "\n".join(
                 [f"{report.source}: {len(report.invalid)} of {report.rows} rows are invalid:", *shown, *tail]
-                + ["fix them, or set data.on_error=skip to quarantine them"]
+                + [advice]
             )
         )
     if quarantine_path is not None:
-        out = Path(quarantine_path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("w", encoding="utf-8") as fh:
-            for issue, record in zip(report.invalid, report.invalid_records, strict=True):
-                # ensure_ascii keeps invalid UTF-8 (lone surrogates) writable as \u escapes
-                fh.write(json.dumps({**asdict(issue), "record": record}, default=str) + "\n")
+        entries = [{**asdict(issue), "stage": "validate", "record": record}
+                   for issue, record in zip(report.invalid, report.invalid_records, strict=True)]
+        Quarantine(quarantine_path).rewrite_validation(entries, {str(r.get("id")) for r in report.valid})
     report.quarantined = len(report.invalid)
     return report.valid

@@ -3,6 +3,10 @@
 Frames are sampled uniformly over the clip: indices ``round(linspace(0, n-1, num_frames))``,
 so a clip shorter than ``num_frames`` repeats frames rather than failing. A folder of
 frames is read in natural order of file names (``frame2`` before ``frame10``).
+
+Validation (``check_video``) decodes *every* frame, not only the ones a run samples: which
+frames are sampled depends on the consumer's frame count, and a corrupt later frame found
+only in training used to stop a run before its first step.
 """
 
 from __future__ import annotations
@@ -100,6 +104,36 @@ def load_video(
     return _from_file(p, num_frames)
 
 
-def check_video(path: str | Path) -> None:
-    """Decode one frame; raises :class:`DataError` when the clip cannot be used."""
-    load_video(path, 1)
+def _decode_all(path: Path) -> int:
+    """Decode every frame of a video file; the number decoded."""
+    import av
+
+    try:
+        with av.open(str(path), mode="r") as container:
+            if not container.streams.video:
+                raise DataError(f"{path}: file has no video stream")
+            count = sum(1 for _ in container.decode(container.streams.video[0]))
+    except DataError:
+        raise
+    except (av.FFmpegError, OSError, ValueError, IndexError) as exc:
+        raise DataError(f"{path}: cannot decode video ({exc})") from None
+    return count
+
+
+def check_video(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Decode every frame (of a frame folder or a file); :class:`DataError` names the first bad one."""
+    p = Path(path)
+    if p.is_dir():
+        files = frame_files(p)
+        if not files:
+            raise DataError(f"{p}: frame folder holds no image files")
+        for file in files:
+            try:
+                load_image(file, max_pixels=max_pixels)
+            except DataError as exc:  # the folder is what the manifest names: lead with it
+                reason = str(exc).removeprefix(f"{file}: ")
+                raise DataError(f"{p}: frame {file.name}: {reason}") from None
+        return
+    load_video(p, 1)  # the file-level checks (missing, empty, no stream) with their messages
+    if _decode_all(p) == 0:
+        raise DataError(f"{p}: video has no decodable frames")

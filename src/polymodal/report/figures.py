@@ -24,7 +24,7 @@ def to_png(fig: Any, dpi: int = 110, tight: bool = True) -> bytes:
     return buf.getvalue()
 
 
-NON_CURVE_EVENTS = {"start", "end", "config", "summary"}
+NON_CURVE_EVENTS = {"start", "end", "config", "summary", "data"}
 
 
 def series_from_records(records: list[dict[str, Any]]) -> dict[str, tuple[list[float], list[float]]]:

@@ -4,6 +4,10 @@ Written as Markdown, CSV and JSON (the HTML form lives in :mod:`polymodal.report
 The best value per column is marked (highest, or lowest for rank metrics); with exactly
 two models, ``paired`` holds the paired-bootstrap difference (first minus second) and its
 p-value per column.
+
+Model and column names are user text (a run folder, a hub name, a data set name): the Markdown
+form escapes them (``md_escape``) as the HTML form does, so a name can neither break the table
+(``|``, a newline) nor inject markup or HTML (``*``, ``[``, ``<script>``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from polymodal.metrics import Metric, PairedTest
+
+# what is markup inside a GFM table cell; the other ASCII punctuation (-, ., #, +, !) is markup
+# only at the start of a line, and a cell never starts one
+_MD_SPECIAL = frozenset("\\`*_[]<>|&~")
+
+
+def md_escape(text: str) -> str:
+    """``text`` as literal characters in a Markdown table cell (backslash escapes; newlines -> spaces)."""
+    flat = " ".join(str(text).splitlines())
+    return "".join(f"\\{c}" if c in _MD_SPECIAL else c for c in flat)
 
 
 @dataclass
@@ -50,20 +64,21 @@ class Leaderboard:
         }
 
     def to_markdown(self, digits: int = 3) -> str:
-        lines = ["| model | " + " | ".join(self.columns) + " |", "|---" * (len(self.columns) + 1) + "|"]
+        lines = ["| model | " + " | ".join(md_escape(c) for c in self.columns) + " |",
+                 "|---" * (len(self.columns) + 1) + "|"]
         for m in self.models:
             cells = []
             for c in self.columns:
                 metric = self.cells.get(m, {}).get(c)
                 text = metric.format(digits) if metric else "—"
                 cells.append(f"**{text}**" if metric and self.best(c) == m else text)
-            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+            lines.append(f"| {md_escape(m)} | " + " | ".join(cells) + " |")
         out = "\n".join(lines) + "\n\nValues are point estimates [bootstrap 95% interval]; **bold** is the best per column.\n"
         if self.paired:
-            a, b = self.models
+            a, b = (md_escape(m) for m in self.models)
             out += f"\n### Paired differences ({a} − {b})\n\n| metric | difference [95% CI] | p-value |\n|---|---|---|\n"
             for c, t in self.paired.items():
-                out += f"| {c} | {t.diff:+.{digits}f} [{t.low:+.{digits}f}, {t.high:+.{digits}f}] | {t.p_value:.4f} |\n"
+                out += f"| {md_escape(c)} | {t.diff:+.{digits}f} [{t.low:+.{digits}f}, {t.high:+.{digits}f}] | {t.p_value:.4f} |\n"
         return out
 
     def to_csv(self) -> str:

@@ -104,7 +104,8 @@ class RunParts:
 
 def build_parts(cfg: RunConfig, run_dir: Path) -> RunParts:
     """Data splits, model (strategy applied), objective and fingerprint for one run."""
-    from polymodal.data.loader import MultimodalDataset, build_label_spaces, make_collate
+    from polymodal.data.loader import MultimodalDataset, label_spaces_for, make_collate
+    from polymodal.data.quarantine import Quarantine
     from polymodal.data.sources import load_manifest
     from polymodal.data.validate import apply_policy, validate_rows
     from polymodal.models import build_model
@@ -116,26 +117,28 @@ def build_parts(cfg: RunConfig, run_dir: Path) -> RunParts:
     manifest = load_manifest(dc.manifest, dc.root, label_columns=dc.label_columns,
                              split_ratio=dc.split_ratio, seed=cfg.train.seed)
     label_columns = _label_columns(cfg, manifest.label_columns)
-    label_spaces = build_label_spaces(manifest.rows, label_columns)
+    label_spaces = label_spaces_for(manifest, label_columns, dc)  # labels.json decides, when there is one
     seed_everything(cfg.train.seed)  # model init is part of the run's determinism
     model = build_model(cfg.model, label_spaces)
     towers = find_towers(model)
     modalities = [m for m in towers if dc.modalities is None or m in dc.modalities]
-    # only the rows this run reads are validated (test rows are the evaluator's business)
-    keep = [i for i, r in enumerate(manifest.rows) if r.get("split") in (dc.train_split, dc.val_split)]
+    # test rows are the evaluator's business; every other row is validated, so a row with an
+    # unknown or missing split is reported (and quarantined under skip), never silently dropped
+    keep = [i for i, r in enumerate(manifest.rows) if r.get("split") != dc.test_split]
     manifest.rows = [manifest.rows[i] for i in keep]
     manifest.line_numbers = [manifest.line_numbers[i] for i in keep]
     report = validate_rows(manifest, modalities=modalities, label_sets=label_spaces or None,
-                           splits=[dc.train_split, dc.val_split], options=dc)
-    quarantine = dc.quarantine_file or str(run_dir / "quarantine.jsonl")
-    rows = apply_policy(report, dc.on_error, quarantine)
+                           splits=[dc.train_split, dc.val_split, dc.test_split], options=dc)
+    quarantine = Quarantine(dc.quarantine_file or run_dir / "quarantine.jsonl", report.lines_by_id())
+    rows = apply_policy(report, dc.on_error, quarantine.path)
 
     def split(name: str) -> list[dict[str, Any]]:
         chosen = [r for r in rows if r.get("split") == name]
+        label = dc.columns.get("label", "label")  # data.columns.label=topic reads the label from topic
         if dc.include_labels is not None:
-            chosen = [r for r in chosen if str(r.get("label")) in dc.include_labels]
+            chosen = [r for r in chosen if str(r.get(label)) in dc.include_labels]
         if dc.exclude_labels is not None:
-            chosen = [r for r in chosen if str(r.get("label")) not in dc.exclude_labels]
+            chosen = [r for r in chosen if str(r.get(label)) not in dc.exclude_labels]
         if not dc.limit or len(chosen) <= dc.limit:
             return chosen
         # a seeded sample in manifest order: the first N rows of a class-sorted manifest
@@ -172,9 +175,9 @@ def build_parts(cfg: RunConfig, run_dir: Path) -> RunParts:
         processors.update({m: stack_features for m in features})
     collate = make_collate(processors, label_spaces)
     train_ds = MultimodalDataset(train_rows, manifest.root, modalities, label_spaces, dc, seed=cfg.train.seed,
-                                 features=features)
+                                 features=features, quarantine=quarantine)
     val_ds = MultimodalDataset(val_rows, manifest.root, modalities, label_spaces, dc, augment=False,
-                               seed=cfg.train.seed, features=features)
+                               seed=cfg.train.seed, features=features, quarantine=quarantine)
     fingerprint = {
         "data": _digest([train_rows, val_rows]),
         "model": _digest(cfg.model.model_dump(mode="json")),
@@ -226,7 +229,7 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False, force: bool
                                 "or --force to start over")
         if state.is_main_process:
             shutil.rmtree(ckpt_root)
-            for name in ("metrics.jsonl", "tb", "model"):
+            for name in ("metrics.jsonl", "tb", "model", "quarantine.jsonl"):
                 target = run_dir / name
                 if target.is_dir():
                     shutil.rmtree(target)
@@ -259,6 +262,12 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False, force: bool
     if accelerator.is_main_process:
         print(parts.strategy.summary(), flush=True)
     result = trainer.fit(resume_path, force)
+    # rows quarantined at validation and while loading: in metrics.jsonl and the summary
+    from polymodal.data.quarantine import Quarantine
+
+    quarantine = Quarantine(cfg.data.quarantine_file or run_dir / "quarantine.jsonl")
+    result.quarantined, result.quarantine_file = quarantine.count(), quarantine.path
+    trainer.log.log("data", result.steps, {"quarantined": result.quarantined, "quarantine_file": str(quarantine.path)})
     if accelerator.is_main_process:
         from polymodal.report import write_run_report
 

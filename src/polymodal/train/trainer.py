@@ -61,6 +61,8 @@ class TrainResult:
     skipped_ids: list[str] = field(default_factory=list)
     main_process: bool = True
     selection_metric: str = "val/loss"
+    quarantined: int = 0  # rows in the run's quarantine file (validation + loading)
+    quarantine_file: Path | None = None
 
 
 def _objective_params(objective: Any, model: torch.nn.Module) -> list[torch.nn.Parameter]:
