@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal, TypedDict, Unpack, overload
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack, overload
 
 import numpy as np
 import torch
@@ -21,6 +21,9 @@ from polymodal.errors import ModelError
 from polymodal.models.hub import PretrainedMixin, register_model_class
 from polymodal.models.outputs import EmbeddingOutput
 from polymodal.models.towers import Tower, tower_from_saved
+
+if TYPE_CHECKING:
+    from polymodal.predict import Prediction
 
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP's clamp: temperature never below 0.01
 
@@ -153,6 +156,14 @@ class EmbeddingModel(PretrainedMixin, nn.Module):
                      **kw: Unpack[EncodeKwargs]) -> torch.Tensor | np.ndarray:
         """``encode("video", ...)``: one path / list of frames / (T, H, W, 3) array gives (D,), a list of clips (n, D)."""
         return self.encode("video", items, convert_to_numpy=convert_to_numpy, **kw)
+
+    def predict(self, items: Any, **kw: Any) -> Prediction | list[Prediction]:
+        """Class names and probabilities from the model's heads (``polymodal.predict.predict``): one
+        ``Prediction`` for one item, a list for a list. A model without heads (a dual encoder)
+        raises a ``ModelError`` pointing to zero-shot classification."""
+        from polymodal.predict import predict  # the library function imports the models layer
+
+        return predict(self, items, **kw)
 
     @staticmethod
     def similarity(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> torch.Tensor:

@@ -150,6 +150,11 @@ class InferenceRuntime:
                 lock = self._preprocess_locks[tower] = threading.Lock()
             return lock
 
+    def preprocess(self, tower: Tower, raw: list[Any]) -> Any:
+        """``tower.preprocess(raw)`` under the tower's lock (for callers that batch themselves)."""
+        with self._preprocess_lock(tower):
+            return tower.preprocess(raw)
+
     def bf16_copy(self, model: nn.Module, modality: str) -> nn.Module | None:
         """The cached bf16 inference copy of ``model``'s ``modality`` encoder, if one was built."""
         return self.copies.peek(model, f"bf16:{modality}")
