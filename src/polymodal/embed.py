@@ -85,7 +85,8 @@ def embed_items(
             out = model.encode(modality, [items[i] for i in idx], batch_size=batch_size)
         except DecodeError as exc:  # name the item by its position in ``items``
             raise exc.at(idx[exc.index]) from None
-        parts.append(out.float().cpu().numpy())
+        # a tensor (polymodal models) or an array (any model offering encode(modality, list))
+        parts.append(np.asarray(out.detach().float().cpu() if hasattr(out, "detach") else out, dtype=np.float32))
         if on_progress is not None:
             on_progress(len(idx))
     if not parts:

@@ -8,10 +8,11 @@ keeps the model a plain module.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack, overload
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,7 +22,25 @@ from polymodal.models.hub import PretrainedMixin, register_model_class
 from polymodal.models.outputs import EmbeddingOutput
 from polymodal.models.towers import Tower, tower_from_saved
 
+if TYPE_CHECKING:
+    from polymodal.predict import Prediction
+
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP's clamp: temperature never below 0.01
+
+
+class EncodeOptions(TypedDict, total=False):
+    """``encode``'s keyword options besides ``convert_to_numpy`` (sentence-transformers' names)."""
+
+    normalize: bool | None  # L2-normalise; None: the model's choice (on)
+    show_progress_bar: bool
+
+
+class EncodeKwargs(EncodeOptions, total=False):
+    """What ``encode_text`` / ``encode_image`` / ... pass on to ``encode``."""
+
+    batch_size: int
+    bf16: bool | None
+    device: str | torch.device | None
 
 
 class EmbeddingModel(PretrainedMixin, nn.Module):
@@ -66,31 +85,91 @@ class EmbeddingModel(PretrainedMixin, nn.Module):
     def forward(self, batch: dict[str, Any]) -> EmbeddingOutput:
         return EmbeddingOutput({m: self.embed(m, batch[m]) for m in self.towers if m in batch})
 
+    @overload
     def encode(
-        self, modality: str, items: Sequence[Any], batch_size: int = 64, bf16: bool | None = None,
-        device: str | torch.device | None = None,
-    ) -> torch.Tensor:
-        """(n, D) float32 embeddings of raw items (texts, images, waveforms, clips, or their files)."""
+        self, modality: str, items: Any, batch_size: int = ..., bf16: bool | None = ...,
+        device: str | torch.device | None = ..., *, convert_to_numpy: Literal[False] = ..., **kw: Unpack[EncodeOptions],
+    ) -> torch.Tensor: ...
+    @overload
+    def encode(
+        self, modality: str, items: Any, batch_size: int = ..., bf16: bool | None = ...,
+        device: str | torch.device | None = ..., *, convert_to_numpy: Literal[True], **kw: Unpack[EncodeOptions],
+    ) -> np.ndarray: ...
+    @overload
+    def encode(
+        self, modality: str, items: Any, batch_size: int = ..., bf16: bool | None = ...,
+        device: str | torch.device | None = ..., *, convert_to_numpy: bool, **kw: Unpack[EncodeOptions],
+    ) -> torch.Tensor | np.ndarray: ...
+    def encode(
+        self, modality: str, items: Any, batch_size: int = 64, bf16: bool | None = None,
+        device: str | torch.device | None = None, *, convert_to_numpy: bool = False, **kw: Unpack[EncodeOptions],
+    ) -> torch.Tensor | np.ndarray:
+        """float32 embeddings of raw items (texts, images, waveforms, clips, or their files).
+
+        sentence-transformers' convention: one item (a string, one path / image / waveform /
+        clip) gives a (D,) embedding, a list gives (n, D). A torch tensor by default, a numpy
+        array with ``convert_to_numpy=True``; ``normalize`` (default: on) L2-normalises;
+        ``show_progress_bar`` draws a bar on stderr. Runs through ``polymodal.runtime``.
+        """
         from polymodal.runtime.engine import encode  # the runtime imports the models layer
 
-        return encode(self, modality, items, batch_size=batch_size, bf16=bf16, device=device)
+        return encode(self, modality, items, batch_size=batch_size, bf16=bf16, device=device,
+                      convert_to_numpy=convert_to_numpy, **kw)
 
-    def encode_text(self, items: Sequence[str], **kw: Any) -> torch.Tensor:
-        return self.encode("text", items, **kw)
+    @overload
+    def encode_text(self, items: str | Iterable[str], *, convert_to_numpy: Literal[False] = ...,
+                    **kw: Unpack[EncodeKwargs]) -> torch.Tensor: ...
+    @overload
+    def encode_text(self, items: str | Iterable[str], *, convert_to_numpy: Literal[True],
+                    **kw: Unpack[EncodeKwargs]) -> np.ndarray: ...
+    def encode_text(self, items: str | Iterable[str], *, convert_to_numpy: bool = False,
+                    **kw: Unpack[EncodeKwargs]) -> torch.Tensor | np.ndarray:
+        """``encode("text", ...)``: a string gives one (D,) embedding, a list of strings (n, D)."""
+        return self.encode("text", items, convert_to_numpy=convert_to_numpy, **kw)
 
-    def encode_image(self, items: Sequence[Any], **kw: Any) -> torch.Tensor:
-        return self.encode("image", items, **kw)
+    @overload
+    def encode_image(self, items: Any, *, convert_to_numpy: Literal[False] = ...,
+                     **kw: Unpack[EncodeKwargs]) -> torch.Tensor: ...
+    @overload
+    def encode_image(self, items: Any, *, convert_to_numpy: Literal[True], **kw: Unpack[EncodeKwargs]) -> np.ndarray: ...
+    def encode_image(self, items: Any, *, convert_to_numpy: bool = False,
+                     **kw: Unpack[EncodeKwargs]) -> torch.Tensor | np.ndarray:
+        """``encode("image", ...)``: one path / bytes / PIL image / array gives (D,), a list (n, D)."""
+        return self.encode("image", items, convert_to_numpy=convert_to_numpy, **kw)
 
-    def encode_audio(self, items: Sequence[Any], **kw: Any) -> torch.Tensor:
-        return self.encode("audio", items, **kw)
+    @overload
+    def encode_audio(self, items: Any, *, convert_to_numpy: Literal[False] = ...,
+                     **kw: Unpack[EncodeKwargs]) -> torch.Tensor: ...
+    @overload
+    def encode_audio(self, items: Any, *, convert_to_numpy: Literal[True], **kw: Unpack[EncodeKwargs]) -> np.ndarray: ...
+    def encode_audio(self, items: Any, *, convert_to_numpy: bool = False,
+                     **kw: Unpack[EncodeKwargs]) -> torch.Tensor | np.ndarray:
+        """``encode("audio", ...)``: one path / 1-d waveform / (waveform, rate) gives (D,), a list (n, D)."""
+        return self.encode("audio", items, convert_to_numpy=convert_to_numpy, **kw)
 
-    def encode_video(self, items: Sequence[Any], **kw: Any) -> torch.Tensor:
-        return self.encode("video", items, **kw)
+    @overload
+    def encode_video(self, items: Any, *, convert_to_numpy: Literal[False] = ...,
+                     **kw: Unpack[EncodeKwargs]) -> torch.Tensor: ...
+    @overload
+    def encode_video(self, items: Any, *, convert_to_numpy: Literal[True], **kw: Unpack[EncodeKwargs]) -> np.ndarray: ...
+    def encode_video(self, items: Any, *, convert_to_numpy: bool = False,
+                     **kw: Unpack[EncodeKwargs]) -> torch.Tensor | np.ndarray:
+        """``encode("video", ...)``: one path / list of frames / (T, H, W, 3) array gives (D,), a list of clips (n, D)."""
+        return self.encode("video", items, convert_to_numpy=convert_to_numpy, **kw)
+
+    def predict(self, items: Any, **kw: Any) -> Prediction | list[Prediction]:
+        """Class names and probabilities from the model's heads (``polymodal.predict.predict``): one
+        ``Prediction`` for one item, a list for a list. A model without heads (a dual encoder)
+        raises a ``ModelError`` pointing to zero-shot classification."""
+        from polymodal.predict import predict  # the library function imports the models layer
+
+        return predict(self, items, **kw)
 
     @staticmethod
-    def similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Cosine similarity matrix (n_a, n_b) of two embedding sets."""
-        return F.normalize(a.float(), dim=-1) @ F.normalize(b.float(), dim=-1).T
+    def similarity(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Cosine similarity matrix (n_a, n_b) of two embedding sets (tensors or ``convert_to_numpy`` arrays)."""
+        ta, tb = torch.as_tensor(a).float(), torch.as_tensor(b).float()
+        return F.normalize(ta, dim=-1) @ F.normalize(tb, dim=-1).T
 
     # ------------------------------------------------------------------ save / load
     def get_config(self) -> dict[str, Any]:

@@ -28,6 +28,15 @@ Safe to call from several threads at once on the same model:
 ``device=``: the caller's model is never moved. Asking for another device than the model's
 runs a cached eval-mode copy of the whole model there (rebuilt when the weights change;
 ``RUNTIME.clear(model)`` frees it).
+
+Inputs and outputs follow sentence-transformers' ``encode`` convention: a single item (a
+string, one path, one image, one waveform, one clip; ``is_single_item``) gives a single 1-d
+embedding, a list gives a 2-d batch; ``convert_to_numpy=True`` returns numpy arrays,
+``normalize`` turns L2-normalisation on or off (default: the model's own choice, on for
+polymodal models), ``show_progress_bar`` draws a progress bar on stderr. Unlike
+sentence-transformers the default return is a torch tensor (CLIP-style ``encode_text`` /
+``encode_image`` return tensors, ``model.similarity`` / ``model.logits`` take them, and it was
+this project's contract before); ``convert_to_numpy=True`` gives the arrays.
 """
 
 from __future__ import annotations
@@ -35,13 +44,16 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, wait
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal, overload
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 from polymodal.models.towers import Tower, move
@@ -60,6 +72,33 @@ def _resolve(device: str | torch.device) -> torch.device:
     if dev.type == "cuda" and dev.index is None:  # "cuda" means the current GPU, as .to("cuda") does
         dev = torch.device("cuda", torch.cuda.current_device())
     return dev
+
+
+def _is_frame(value: Any) -> bool:
+    return isinstance(value, Image.Image) or (isinstance(value, np.ndarray) and value.ndim in (2, 3))
+
+
+def is_single_item(modality: str, items: Any) -> bool:
+    """True when ``items`` is ONE item of ``modality`` rather than a sequence of them.
+
+    One item: a string, path or bytes (any modality); a PIL image or an HxW / HxWxC array
+    (image); a 1-d waveform or a ``(waveform, sample_rate)`` pair (audio); a (T, H, W, 3) array
+    or a list of frames (video). Everything else is a batch: a list or tuple of items, a 2-d
+    array of waveforms, a 4-d array of images.
+    """
+    if isinstance(items, str | bytes | Path | Image.Image):
+        return True
+    if isinstance(items, np.ndarray | torch.Tensor):
+        ndim = items.ndim
+        if modality == "image":
+            return ndim == 2 or (ndim == 3 and items.shape[-1] in (1, 3, 4))
+        return (modality == "audio" and ndim == 1) or (modality == "video" and ndim == 4)
+    if modality == "audio" and isinstance(items, tuple) and len(items) == 2:
+        rate = items[1]
+        return isinstance(rate, int | np.integer) and not isinstance(rate, bool)
+    if modality == "video" and isinstance(items, list | tuple) and items:
+        return _is_frame(items[0])
+    return False
 
 
 class _ModeHold:
@@ -111,6 +150,11 @@ class InferenceRuntime:
                 lock = self._preprocess_locks[tower] = threading.Lock()
             return lock
 
+    def preprocess(self, tower: Tower, raw: list[Any]) -> Any:
+        """``tower.preprocess(raw)`` under the tower's lock (for callers that batch themselves)."""
+        with self._preprocess_lock(tower):
+            return tower.preprocess(raw)
+
     def bf16_copy(self, model: nn.Module, modality: str) -> nn.Module | None:
         """The cached bf16 inference copy of ``model``'s ``modality`` encoder, if one was built."""
         return self.copies.peek(model, f"bf16:{modality}")
@@ -121,12 +165,39 @@ class InferenceRuntime:
 
     # ------------------------------------------------------------------ encode
     def encode(
-        self, model: Any, modality: str, items: Sequence[Any], *, batch_size: int = 64, bf16: bool | None = None,
-        device: str | torch.device | None = None,
+        self, model: Any, modality: str, items: Any, *, batch_size: int = 64, normalize: bool | None = None,
+        convert_to_numpy: bool = False, show_progress_bar: bool = False, bf16: bool | None = None,
+        device: str | torch.device | None = None, on_progress: Callable[[int], None] | None = None,
+    ) -> torch.Tensor | np.ndarray:
+        """Embeddings of raw items in input order: (D,) for one item, (n, D) for a list.
+
+        float32 on the CPU, a tensor, or a numpy array with ``convert_to_numpy``; ``on_progress(k)``
+        is called as each batch of ``k`` items is done (from worker threads). See the module
+        docstring for the rest.
+        """
+        single = is_single_item(modality, items)
+        batch = [items] if single else list(items)
+        if show_progress_bar:
+            with _progress_bar(modality, len(batch)) as advance:
+                def both(k: int) -> None:
+                    advance(k)
+                    if on_progress is not None:
+                        on_progress(k)
+
+                out = self._encode(model, modality, batch, batch_size, normalize, bf16, device, both)
+        else:
+            out = self._encode(model, modality, batch, batch_size, normalize, bf16, device, on_progress)
+        if single:
+            out = out[0]
+        return out.numpy() if convert_to_numpy else out
+
+    def _encode(
+        self, model: Any, modality: str, items: list[Any], batch_size: int, normalize: bool | None,
+        bf16: bool | None, device: str | torch.device | None, on_progress: Callable[[int], None] | None,
     ) -> torch.Tensor:
-        """(n, D) float32 CPU embeddings of raw items, in input order (see the module docstring)."""
         tower: Tower = model.tower(modality)  # decodes and preprocesses, whichever copy runs
-        items = list(items)
+        if not items:  # tokenizers fail on an empty batch
+            return torch.empty(0, tower.output_dim)
         home = _model_device(model)
         dev = _resolve(device) if device is not None else home
         target: Any = model if dev == home else self.copies.on_device(model, dev)
@@ -136,7 +207,8 @@ class InferenceRuntime:
                 and decide_precision("auto", dev).bf16
         fast = self.copies.bf16_encoder(target, runner) if bf16 and dev.type == "cpu" else None
         use_autocast = bool(bf16) and fast is None
-        normalize = bool(target.normalize_embeddings)
+        if normalize is None:  # the model's own choice (polymodal models L2-normalise)
+            normalize = bool(getattr(target, "normalize_embeddings", True))
 
         options = decode_options(model, modality)
         if modality in DECODE_BEFORE_SORT:
@@ -162,12 +234,15 @@ class InferenceRuntime:
             # inference mode and autocast are per thread, so each worker enters them itself
             autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_autocast)
             with torch.inference_mode(), autocast:
-                if fast is None:
-                    z = target.embed(modality, inputs)
+                if fast is None:  # the model's embed() without its normalisation, which is asked for here
+                    z = runner(inputs).float()
                 else:  # Tower.forward in eval mode, the encoder in bf16, the rest in float32
                     z = runner.projection(fast(to_bf16(inputs)).float())
-                    z = F.normalize(z, dim=-1) if normalize else z
+                # normalised in float32 (in bf16 norms end ~0.3% off unit)
+                z = F.normalize(z, dim=-1) if normalize else z
                 out[idx] = z.float().cpu()
+                if on_progress is not None:
+                    on_progress(len(idx))
 
         workers, threads_each = worker_plan(len(batches), dev)
         with self.eval_mode(target):
@@ -198,12 +273,54 @@ class InferenceRuntime:
             wait(pending)
 
 
+@contextmanager
+def _progress_bar(modality: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr over ``total`` items; yields ``advance(k)`` (thread-safe)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn(f"encoding {modality}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True, soft_wrap=True)) as progress:
+        task = progress.add_task(modality, total=total)
+        yield lambda k: progress.advance(task, k)
+
+
 RUNTIME = InferenceRuntime()
 
 
+@overload
 def encode(
-    model: Any, modality: str, items: Sequence[Any], *, batch_size: int = 64, bf16: bool | None = None,
+    model: Any, modality: str, items: Any, *, batch_size: int = ..., normalize: bool | None = ...,
+    convert_to_numpy: Literal[False] = ..., show_progress_bar: bool = ..., bf16: bool | None = ...,
+    device: str | torch.device | None = ...,
+) -> torch.Tensor: ...
+@overload
+def encode(
+    model: Any, modality: str, items: Any, *, batch_size: int = ..., normalize: bool | None = ...,
+    convert_to_numpy: Literal[True], show_progress_bar: bool = ..., bf16: bool | None = ...,
+    device: str | torch.device | None = ...,
+) -> np.ndarray: ...
+@overload
+def encode(
+    model: Any, modality: str, items: Any, *, batch_size: int = ..., normalize: bool | None = ...,
+    convert_to_numpy: bool, show_progress_bar: bool = ..., bf16: bool | None = ...,
+    device: str | torch.device | None = ...,
+) -> torch.Tensor | np.ndarray: ...
+def encode(
+    model: Any, modality: str, items: Any, *, batch_size: int = 64, normalize: bool | None = None,
+    convert_to_numpy: bool = False, show_progress_bar: bool = False, bf16: bool | None = None,
     device: str | torch.device | None = None,
-) -> torch.Tensor:
-    """``RUNTIME.encode``: (n, D) float32 embeddings of raw items with the process's runtime."""
-    return RUNTIME.encode(model, modality, items, batch_size=batch_size, bf16=bf16, device=device)
+) -> torch.Tensor | np.ndarray:
+    """``RUNTIME.encode``: float32 embeddings of raw items with the process's runtime; (D,) for
+    one item, (n, D) for a list; a tensor, or a numpy array with ``convert_to_numpy``."""
+    return RUNTIME.encode(model, modality, items, batch_size=batch_size, normalize=normalize,
+                          convert_to_numpy=convert_to_numpy, show_progress_bar=show_progress_bar, bf16=bf16,
+                          device=device)
