@@ -7,6 +7,7 @@ video) through the same decode path as training, batches them and picks the prec
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -65,27 +66,49 @@ def length_order(items: Sequence[Any], modality: str) -> list[int]:
     return sorted(range(len(items)), key=lambda i: -len(str(items[i])))
 
 
+# embed_items' chunks: model.encode runs a chunk at a time (its worker threads drain at each
+# chunk's end), and progress is reported after each. Chunks are sized from the measured speed
+# to about CHUNK_SECONDS each, in whole batches, at most CHUNK_MAX items, so a slow image
+# model still reports every few seconds (an ETA early) and a fast text model wastes no time.
+CHUNK_SECONDS = 2.0
+CHUNK_MAX = 512
+
+
+def _next_chunk(batch_size: int, seconds_per_item: float) -> int:
+    want = int(CHUNK_SECONDS / max(seconds_per_item, 1e-9))
+    return max(batch_size, min(CHUNK_MAX, want) // batch_size * batch_size)
+
+
 def embed_items(
     model: Any,
     items: Sequence[Any],
     modality: str,
     *,
     batch_size: int = 64,
-    chunk: int = 512,
+    chunk: int | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """Embed ``items`` with ``model.encode(modality, ...)`` -> float32 array (n, d) in input order."""
+    """Embed ``items`` with ``model.encode(modality, ...)`` -> float32 array (n, d) in input order.
+
+    ``on_progress(k)`` is called after each chunk of ``k`` items; ``chunk`` fixes the chunk size
+    (default: two batches first, then sized from the measured speed, see ``CHUNK_SECONDS``).
+    """
     from polymodal.runtime.decode import DecodeError
 
     order = length_order(items, modality)
     parts: list[np.ndarray] = []
-    for start in range(0, len(order), chunk):
-        idx = order[start : start + chunk]
+    start, size = 0, chunk or 2 * batch_size
+    while start < len(order):
+        idx = order[start : start + size]
+        t0 = time.perf_counter()
         try:
             out = model.encode(modality, [items[i] for i in idx], batch_size=batch_size)
         except DecodeError as exc:  # name the item by its position in ``items``
             raise exc.at(idx[exc.index]) from None
         parts.append(out.float().cpu().numpy())
+        start += len(idx)
+        if chunk is None:
+            size = _next_chunk(batch_size, (time.perf_counter() - t0) / len(idx))
         if on_progress is not None:
             on_progress(len(idx))
     if not parts:

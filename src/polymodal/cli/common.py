@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
@@ -36,3 +36,55 @@ def user_errors(*kinds: type[BaseException], code: int = 2) -> Iterator[None]:
 
 def is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+@contextmanager
+def progress_updates(verb: str) -> Iterator[Callable[[str, int, int], None]]:
+    """Yield ``update(name, done, total)`` for long work (``verb`` = "encoding", "embedding").
+
+    On a terminal: a rich bar per name (count, elapsed, ETA), gone when done. Otherwise (a log
+    file, CI): plain lines from :class:`polymodal.progress.PlainProgress`, at most one per
+    ``PLAIN_EVERY`` seconds per name plus a last one. A ``done`` not above the previous one
+    starts a new pass over that name (a second dataset of the same modality).
+    """
+    from polymodal.progress import PlainProgress, on_terminal
+
+    if not on_terminal(err_console.file):
+        plain: dict[str, PlainProgress] = {}
+
+        def write(name: str, done: int, total: int) -> None:
+            line = plain.get(name)
+            if line is None or done <= line.completed:
+                if line is not None and line.completed < (line.total or 0):
+                    line.finish()
+                line = plain[name] = PlainProgress(f"{verb} {name}", total, stream=err_console.file)
+            line.update(done, total, force=done >= total)
+
+        yield write
+        return
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bars: dict[str, TaskID] = {}
+    last: dict[str, int] = {}
+    with Progress(
+        TextColumn(f"{verb} {{task.description}}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("ETA"), TimeRemainingColumn(),
+        console=err_console, transient=True,
+    ) as progress:
+
+        def update(name: str, done: int, total: int) -> None:
+            if name not in bars or done <= last[name]:  # a new pass over this name
+                bars[name] = progress.add_task(name, total=total)
+            last[name] = done
+            progress.update(bars[name], completed=done, total=total)
+
+        yield update

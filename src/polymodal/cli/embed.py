@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from polymodal.cli.common import console, user_errors
+from polymodal.cli.common import console, progress_updates, user_errors
 
 
 def embed_command(
@@ -21,26 +20,20 @@ def embed_command(
     """Embed every item of one modality; rows are sorted by length to cut padding."""
     from polymodal.embed import embed_to_file
 
-    with user_errors(), Progress(
-        TextColumn("embedding"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    ) as progress:
-        task = progress.add_task("embed", total=None)
+    with user_errors(), progress_updates("embedding") as update:
+        total = done = 0
+
+        def on_total(n: int) -> None:
+            nonlocal total
+            total = n
+
+        def on_progress(n: int) -> None:
+            nonlocal done
+            done += n
+            update(modality, done, total)
+
         path, rows, dim = embed_to_file(
-            model,
-            data,
-            modality,
-            out,
-            split=split,
-            batch_size=batch_size,
-            on_total=lambda n: progress.update(task, total=n),
-            on_progress=lambda n: progress.advance(task, n),
+            model, data, modality, out, split=split, batch_size=batch_size, on_total=on_total, on_progress=on_progress,
         )
     console.print(f"wrote {rows} x {dim} embeddings to {path}")
 

@@ -3,34 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
-from polymodal.cli.common import console, err_console, user_errors
-
-
-@contextmanager
-def _encoding_progress() -> Iterator[Callable[[str, int, int], None]]:
-    """A progress bar per modality being encoded (cache hits never show one)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
-
-    bars: dict[str, TaskID] = {}
-    last: dict[str, int] = {}
-    with Progress(
-        TextColumn("encoding {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=err_console, transient=True,
-    ) as progress:
-
-        def update(modality: str, done: int, total: int) -> None:
-            if modality not in bars or done <= last[modality]:  # a new pass over this modality
-                bars[modality] = progress.add_task(modality, total=total)
-            last[modality] = done
-            progress.update(bars[modality], completed=done)
-
-        yield update
+from polymodal.cli.common import console, progress_updates, user_errors
 
 
 def _print_metrics(result: object) -> None:
@@ -88,7 +65,7 @@ def register(app: typer.Typer) -> None:
             if task != "retrieval" and label_column is not None:
                 opts["label_column"] = label_column
             get_task(task)
-            with _encoding_progress() as progress:
+            with progress_updates("encoding") as progress:
                 result = evaluate(model, task, data, split, cache=not no_cache, bootstrap=bootstrap, progress=progress, **opts)
             path = write_result(result, out or result_path(model, task, result.data, split))
         if as_json:
@@ -110,7 +87,7 @@ def register(app: typer.Typer) -> None:
         """Every model on every task -> leaderboard.{md,csv,json,html} and report.html in --out."""
         from polymodal.tasks import compare
 
-        with user_errors(), _encoding_progress() as progress:
+        with user_errors(), progress_updates("encoding") as progress:
             board = compare(
                 list(models), list(task), list(data), out, split=split, bootstrap=bootstrap, cache=not no_cache,
                 progress=progress,
