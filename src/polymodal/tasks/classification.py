@@ -95,7 +95,9 @@ def predict_scores(
     with torch.inference_mode():
         for start in range(0, len(rows), batch_size):
             batch = collate([dataset[i] for i in range(start, min(start + batch_size, len(rows)))])
-            logits = model(batch).logits
+            logits = getattr(model(batch), "logits", None)
+            if not isinstance(logits, dict):  # an embedding model reached here past the registry's check
+                raise ModelError(f"{type(model).__name__} has no classification head (its output has no logits)")
             if column not in logits:
                 raise ModelError(f"the model has no head for label column {column!r} (heads: {', '.join(logits)})")
             outs.append(logits[column].float().cpu().numpy())
