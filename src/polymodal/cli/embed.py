@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from polymodal.cli.common import console, progress_updates, user_errors
+from polymodal.cli.common import check_model_name, console, progress_updates, user_errors
 
 
 def embed_command(
@@ -20,6 +20,7 @@ def embed_command(
     """Embed every item of one modality; rows are sorted by length to cut padding."""
     from polymodal.embed import embed_to_file
 
+    check_model_name(model)
     with user_errors(), progress_updates("embedding") as update:
         total = done = 0
 

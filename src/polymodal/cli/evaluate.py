@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from polymodal.cli.common import console, progress_updates, user_errors
+from polymodal.cli.common import check_model_name, console, progress_updates, user_errors
 
 
 def _print_metrics(result: object) -> None:
@@ -58,6 +58,7 @@ def register(app: typer.Typer) -> None:
         from polymodal.tasks import get_task
         from polymodal.tasks.evaluate import evaluate, result_path, write_result
 
+        check_model_name(model)
         with user_errors():
             opts: dict[str, object] = {}
             if template:
@@ -87,6 +88,8 @@ def register(app: typer.Typer) -> None:
         """Every model on every task -> leaderboard.{md,csv,json,html} and report.html in --out."""
         from polymodal.tasks import compare
 
+        for name in models:
+            check_model_name(name)
         with user_errors(), progress_updates("encoding") as progress:
             board = compare(
                 list(models), list(task), list(data), out, split=split, bootstrap=bootstrap, cache=not no_cache,

@@ -1,0 +1,73 @@
+"""Messages a newcomer meets: mistyped model folders, the fallback notice, absolute paths under
+``--root /``, a flat folder of images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from polymodal.cli.main import app
+
+runner = CliRunner()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.mark.parametrize("command", [["eval", "{m}", "--task", "retrieval", "--data", "d.jsonl"],
+                                     ["embed", "{m}", "--data", "d.jsonl", "--out", "x.npy"],
+                                     ["compare", "tiny-dual", "{m}", "--task", "retrieval", "--data", "d.jsonl",
+                                      "--out", "o"]])
+def test_a_mistyped_run_dir_is_no_such_folder_with_did_you_mean(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "runs" / "digits-finetune").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, [a.replace("{m}", "runs/digits-finetnue") for a in command])
+    out = _one_line(r.output)
+    assert r.exit_code == 2, out
+    assert "runs/digits-finetnue: no such folder; did you mean runs/digits-finetune?" in out
+    assert "hf download" not in out and "Traceback" not in out
+
+
+def test_a_mistyped_preset_and_a_missing_parent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["eval", "lite-dul", "--task", "retrieval", "--data", "d.jsonl"])
+    assert r.exit_code == 2 and "'lite-dul' is not a preset name or a folder here; did you mean lite-dual?" in _one_line(r.output)
+    r = runner.invoke(app, ["eval", "./nowhere/run", "--task", "retrieval", "--data", "d.jsonl"])
+    assert r.exit_code == 2 and "nowhere/run: no such folder (nowhere does not exist either)" in _one_line(r.output)
+
+
+def test_a_hub_id_is_left_to_the_loader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from polymodal.cli.common import check_model_name
+
+    monkeypatch.chdir(tmp_path)
+    check_model_name("google/vit-base-patch16-224")  # org/name, and no folder "google" here: no early failure
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from polymodal.data.builtin import make_dataset
+
+    return make_dataset("shapes", tmp_path_factory.mktemp("shapes"), n=40)
+
+
+def test_the_fallback_notice_is_one_clean_line_and_the_report_names_the_tower_used(
+    shapes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the Hub preset cannot load: the fallback trains
+    config = tmp_path / "run.yaml"
+    config.write_text("model: {preset: clip-vit-b32, fallback: tiny-dual, kind: dual}\n"
+                      "data: {batch_size: 8, image: {size: 32}}\ntrain: {epochs: 1, progress: false}\n",
+                      encoding="utf-8")
+    run = tmp_path / "run"
+    r = runner.invoke(app, ["train", str(config), "--set", f"data.manifest={shapes}", "--out", str(run)])
+    assert r.exit_code == 0, r.output
+    notices = [ln for ln in r.stderr.splitlines() if "model.fallback" in ln]
+    assert len(notices) == 1, r.stderr
+    assert notices[0].startswith("warning: using model.fallback 'tiny-dual' instead of model.preset 'clip-vit-b32' "
+                                 "(model 'openai/clip-vit-base-patch32', which is not available offline)"), notices
+    assert "UserWarning" not in r.stderr and "warnings.warn" not in r.stderr and "hf download" not in r.stderr
