@@ -19,10 +19,42 @@ from polymodal.errors import DataError
 MODALITIES = ("text", "image", "audio", "video")
 
 
-def read_items(data: str | Path, modality: str, split: str | None = None) -> tuple[list[str], list[Any]]:
-    """Return (ids, items) for one modality from a manifest, or from a plain text file (text only).
+def flat_folder_items(folder: Path, modality: str) -> tuple[list[str], list[Any]] | None:
+    """(file names, paths) of the ``modality`` files directly in ``folder``, a plain folder of
+    photos (or clips, recordings) with no sub-folders; None for anything else (a class tree,
+    a saved Hugging Face dataset), which the data layer reads."""
+    from polymodal.data.sources import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS
 
-    Paths in a manifest are resolved against its root and must stay inside it.
+    exts = {"image": IMAGE_EXTS, "audio": AUDIO_EXTS, "video": VIDEO_EXTS}
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    if any(p.is_dir() for p in entries):
+        return None
+    kinds = {m for p in entries for m, e in exts.items() if p.suffix.lower() in e}
+    if not kinds:
+        return None
+    files = [p for p in entries if p.is_file() and p.suffix.lower() in exts.get(modality, frozenset())]
+    if not files:
+        raise DataError(f"{folder}: no {modality} files in this folder (it holds {', '.join(sorted(kinds))} files; "
+                        "pick that --modality)")
+    from polymodal.data.validate import resolve_inside
+
+    paths = []
+    for p in files:  # the folder is the root: a symlink leading out of it is refused, as in a manifest
+        try:
+            paths.append(str(resolve_inside(folder, p.name)))
+        except DataError as exc:
+            raise DataError(f"{p}: {exc}") from None
+    return [p.name for p in files], paths
+
+
+def read_items(
+    data: str | Path, modality: str, split: str | None = None, root: str | Path | None = None
+) -> tuple[list[str], list[Any]]:
+    """Return (ids, items) for one modality from a manifest, a class-folder tree, a flat folder
+    of media files (ids = file names), or a plain text file (text only).
+
+    Paths in a manifest are resolved against ``root`` (default: the manifest's folder) and must
+    stay inside it.
     """
     if modality not in MODALITIES:
         raise DataError(f"unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}")
@@ -36,10 +68,17 @@ def read_items(data: str | Path, modality: str, split: str | None = None) -> tup
         items = [ln for ln in lines if ln]
         return [f"line-{i}" for i in range(len(items))], list(items)
 
+    if path.is_dir():
+        flat = flat_folder_items(path, modality)
+        if flat is not None:
+            if split is not None:
+                raise DataError(f"{path}: a flat folder of files has no splits; leave out --split")
+            return flat
+
     from polymodal.data.sources import load_manifest
     from polymodal.data.validate import resolve_inside
 
-    manifest = load_manifest(path)
+    manifest = load_manifest(path, root)
     ids: list[str] = []
     items_out: list[Any] = []
     for row in manifest.rows:
@@ -129,6 +168,7 @@ def embed_to_file(
     batch_size: int = 64,
     on_progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
+    root: str | Path | None = None,
 ) -> tuple[Path, int, int]:
     """Load ``model_name``, embed the items, write ``out`` (.npy) and ``out``.ids.txt.
 
@@ -136,7 +176,7 @@ def embed_to_file(
     """
     import polymodal
 
-    ids, items = read_items(data, modality, split)
+    ids, items = read_items(data, modality, split, root)
     if on_total is not None:
         on_total(len(items))
     from polymodal.runtime.decode import DecodeError

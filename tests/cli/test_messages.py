@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,61 @@ def test_the_fallback_notice_is_one_clean_line_and_the_report_names_the_tower_us
     assert notices[0].startswith("warning: using model.fallback 'tiny-dual' instead of model.preset 'clip-vit-b32' "
                                  "(model 'openai/clip-vit-base-patch32', which is not available offline)"), notices
     assert "UserWarning" not in r.stderr and "warnings.warn" not in r.stderr and "hf download" not in r.stderr
+
+
+def _absolute_manifest(shapes: Path, out: Path) -> Path:
+    rows = [json.loads(line) for line in shapes.read_text(encoding="utf-8").splitlines()][:6]
+    for row in rows:
+        row["image"] = str((shapes.parent / row["image"]).resolve())
+    out.mkdir()
+    manifest = out / "abs.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return manifest
+
+
+def test_absolute_paths_are_read_with_root_slash(shapes: Path, tmp_path: Path) -> None:
+    manifest = _absolute_manifest(shapes, tmp_path / "elsewhere")
+    r = runner.invoke(app, ["data", "validate", str(manifest)])
+    assert r.exit_code == 1 and "--root / or data.root: / allows absolute paths" in _one_line(r.output)
+    r = runner.invoke(app, ["data", "validate", str(manifest), "--root", "/"])
+    assert r.exit_code == 0, r.output
+    assert "6 rows: 6 valid, 0 invalid" in r.output
+    out = tmp_path / "e.npy"
+    r = runner.invoke(app, ["embed", "tiny-dual", "--data", str(manifest), "--modality", "image", "--root", "/",
+                            "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["eval", "tiny-dual", "--task", "retrieval", "--data", str(manifest), "--root", "/",
+                            "--split", "train", "--bootstrap", "0", "--out", str(tmp_path / "r.json")])
+    assert r.exit_code == 0, r.output
+
+
+def test_absolute_paths_stay_confined_to_the_root(shapes: Path, tmp_path: Path) -> None:
+    from polymodal.data.validate import resolve_inside
+    from polymodal.errors import DataError
+
+    image = (shapes.parent / "images").resolve()
+    first = sorted(image.iterdir())[0]
+    assert resolve_inside(image, str(first)) == first  # absolute, inside the root: fine
+    with pytest.raises(DataError, match="absolute path not allowed outside the data root"):
+        resolve_inside(tmp_path, str(first))
+    with pytest.raises(DataError, match="absolute path not allowed outside the data root"):
+        resolve_inside(image, str(image / ".." / "manifest.jsonl"))  # '..' inside an absolute path
+
+
+def test_a_flat_folder_of_images_embeds(shapes: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import numpy as np
+
+    flat = tmp_path / "photos"
+    flat.mkdir()
+    for src in sorted((shapes.parent / "images").iterdir())[:5]:
+        shutil.copy(src, flat / src.name)
+    (flat / "notes.txt").write_text("not an image", encoding="utf-8")
+    out = tmp_path / "e.npy"
+    r = runner.invoke(app, ["embed", "tiny-dual", "--data", str(flat), "--modality", "image", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert np.load(out).shape[0] == 5
+    assert out.with_suffix(".ids.txt").read_text().split() == sorted(p.name for p in flat.glob("*.png"))
+    r = runner.invoke(app, ["embed", "tiny-dual", "--data", str(flat), "--modality", "audio", "--out", str(out)])
+    assert r.exit_code == 2 and "no audio files in this folder (it holds image files" in _one_line(r.output)

@@ -9,6 +9,17 @@ import typer
 
 from polymodal.cli.common import check_model_name, console, progress_updates, user_errors
 
+ROOT_HELP = "Data root the manifest's paths must stay inside (default: its folder; / allows absolute paths)."
+
+
+def _with_root(data: Path, root: Path | None) -> object:
+    """The manifest path, or the manifest read against ``--root``."""
+    if root is None:
+        return data
+    from polymodal.data.sources import load_manifest
+
+    return load_manifest(data, root)
+
 
 def _print_metrics(result: object) -> None:
     from rich.table import Table
@@ -53,6 +64,7 @@ def register(app: typer.Typer) -> None:
         ),
         bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals."),
         no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
+        root: Path | None = typer.Option(None, "--root", help=ROOT_HELP),
     ) -> None:
         """Evaluate one model on one task; the result JSON is written beside the model."""
         from polymodal.tasks import get_task
@@ -67,7 +79,7 @@ def register(app: typer.Typer) -> None:
                 opts["label_column"] = label_column
             get_task(task)
             with progress_updates("encoding") as progress:
-                result = evaluate(model, task, data, split, cache=not no_cache, bootstrap=bootstrap, progress=progress, **opts)
+                result = evaluate(model, task, _with_root(data, root), split, cache=not no_cache, bootstrap=bootstrap, progress=progress, **opts)
             path = write_result(result, out or result_path(model, task, result.data, split))
         if as_json:
             typer.echo(json.dumps(result.to_json()["metrics"], indent=2))
@@ -84,6 +96,7 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option("test", "--split"),
         bootstrap: int = typer.Option(1000, "--bootstrap", min=0),
         no_cache: bool = typer.Option(False, "--no-cache"),
+        root: Path | None = typer.Option(None, "--root", help=ROOT_HELP),
     ) -> None:
         """Every model on every task -> leaderboard.{md,csv,json,html} and report.html in --out."""
         from polymodal.tasks import compare
@@ -92,7 +105,7 @@ def register(app: typer.Typer) -> None:
             check_model_name(name)
         with user_errors(), progress_updates("encoding") as progress:
             board = compare(
-                list(models), list(task), list(data), out, split=split, bootstrap=bootstrap, cache=not no_cache,
+                list(models), list(task), [_with_root(d, root) for d in data], out, split=split, bootstrap=bootstrap, cache=not no_cache,
                 progress=progress,
             )
         typer.echo(board.to_markdown())  # plain text: rich would read "[...]" intervals as markup
