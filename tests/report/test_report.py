@@ -122,3 +122,39 @@ def test_series_follow_the_trainer_event_records() -> None:
     assert set(s) == {"train/loss", "train/lr", "train/samples_per_s", "val/loss", "val/recall@1"}
     assert s["train/lr"] == ([5.0, 10.0], [0.001, 0.0005])
     assert s["train/loss"] == ([5.0], [2.0])  # the NaN step is left out, not drawn as a gap of garbage
+
+
+THIRTEEN = ([f"shapes · retrieval: {d}/R@{k}" for d in ("image_to_text", "text_to_image") for k in (1, 5, 10)]
+            + [f"shapes · retrieval: {d}/{r}" for d in ("image_to_text", "text_to_image") for r in ("mean_rank", "median_rank")]
+            + [f"digits · zeroshot-classification: {m}" for m in ("acc@1", "acc@5", "mean_per_class_recall")])
+
+# after load: scroll the leaderboard's box to its right end and measure what is reachable
+LAYOUT = """
+const table = document.querySelector('table');
+const box = document.querySelector('.board') || table;
+const model = table.querySelector('tr th');
+const heads = Array.from(table.querySelectorAll('th')).filter(h => !h.classList.contains('group'));
+const lastHead = heads[heads.length - 1];
+const before = model.getBoundingClientRect().left;
+box.scrollLeft = box.scrollWidth;
+return {page: document.documentElement.scrollWidth, viewport: window.innerWidth, table: table.scrollWidth,
+        overflow: getComputedStyle(box).overflowX, boxRight: box.getBoundingClientRect().right,
+        lastRight: lastHead.getBoundingClientRect().right, modelMoved: before - model.getBoundingClientRect().left};
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_a_13_column_leaderboard_wraps_and_scrolls_instead_of_being_cut_off(tmp_path: Path) -> None:
+    from browser import evaluate
+
+    models = ["lite-dual", "runs/digits-finetune", "tiny-dual"]
+    cells = {m: {c: Metric(0.1 * i, 0.05 * i, 0.15 * i) for i, c in enumerate(THIRTEEN)} for m in models}
+    page = Report("wide").add_leaderboard(Leaderboard(models, THIRTEEN, cells)).write(tmp_path / "wide.html")
+    got = evaluate(page, LAYOUT, width=1200)
+    assert got["page"] <= got["viewport"], got  # the page itself never runs off to the right
+    assert got["table"] < 2000, got  # headers wrap (nowrap headers made it 4,600 px wide)
+    assert got["overflow"] in ("auto", "scroll") and got["lastRight"] <= got["boxRight"] + 1, got  # all reachable
+    assert abs(got["modelMoved"]) < 1, got  # scrolled to the end, the model column is still in view
+    html = page.read_text()
+    assert '<th class="group" colspan="10">shapes · retrieval</th>' in html  # data · task once over its metrics
