@@ -56,7 +56,7 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_dataset("shapes", tmp_path_factory.mktemp("shapes"), n=40)
 
 
-def test_the_fallback_notice_is_one_clean_line_and_the_report_names_the_tower_used(
+def test_the_fallback_notice_is_one_line_the_report_names_the_tower_used_and_eval_refreshes_it(
     shapes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the Hub preset cannot load: the fallback trains
@@ -72,6 +72,20 @@ def test_the_fallback_notice_is_one_clean_line_and_the_report_names_the_tower_us
     assert notices[0].startswith("warning: using model.fallback 'tiny-dual' instead of model.preset 'clip-vit-b32' "
                                  "(model 'openai/clip-vit-base-patch32', which is not available offline)"), notices
     assert "UserWarning" not in r.stderr and "warnings.warn" not in r.stderr and "hf download" not in r.stderr
+
+    # the run's report names the towers that really trained, and says the fallback stood in
+    page = (run / "report.html").read_text(encoding="utf-8")
+    assert "Model: DualEncoder · tiny-dual" in page
+    assert "model.preset &#x27;clip-vit-b32&#x27; could not be loaded where this run trained" in page
+    assert "<td>image</td><td>tiny</td><td>vit</td>" in page  # tiny-dual's image tower, not CLIP's
+
+    # eval of the run dir writes RUN/eval/... and refreshes RUN/report.html with it
+    assert "retrieval" not in page
+    r = runner.invoke(app, ["eval", str(run), "--task", "retrieval", "--data", str(shapes), "--bootstrap", "0"])
+    assert r.exit_code == 0, r.output
+    assert f"updated {run / 'report.html'}" in _one_line(r.output)
+    page = (run / "report.html").read_text(encoding="utf-8")
+    assert "retrieval · shapes" in page and "image_to_text/R@1" in page
 
 
 def _absolute_manifest(shapes: Path, out: Path) -> Path:

@@ -21,6 +21,16 @@ def _with_root(data: Path, root: Path | None) -> object:
     return load_manifest(data, root)
 
 
+def _refresh_run_report(model: str, result: Path) -> Path | None:
+    """Rewrite a run's report.html when the result just went into that run (``RUN/eval/``)."""
+    from polymodal.report import run_dir_of, write_run_report
+
+    run = run_dir_of(model)
+    if run is None or not result.resolve().is_relative_to(run.resolve()):
+        return None
+    return write_run_report(run)
+
+
 def _print_metrics(result: object) -> None:
     from rich.table import Table
 
@@ -81,11 +91,12 @@ def register(app: typer.Typer) -> None:
             with progress_updates("encoding") as progress:
                 result = evaluate(model, task, _with_root(data, root), split, cache=not no_cache, bootstrap=bootstrap, progress=progress, **opts)
             path = write_result(result, out or result_path(model, task, result.data, split))
+            page = _refresh_run_report(model, path)
         if as_json:
             typer.echo(json.dumps(result.to_json()["metrics"], indent=2))
         else:
             _print_metrics(result)
-            console.print(f"wrote {path}")
+            console.print(f"wrote {path}" + (f"; updated {page}" if page else ""))
 
     @app.command("compare")
     def compare_cmd(

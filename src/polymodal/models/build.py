@@ -125,7 +125,17 @@ def _base_or_fallback(cfg: ModelConfig) -> tuple[ModelConfig, tuple[EmbeddingMod
 
 def build_model(model_cfg: ModelConfig, label_spaces: dict[str, list[str]] | None = None) -> nn.Module:
     """Build the model a run config asks for (see the module docstring)."""
-    cfg, (base, towers, preset_dim) = _base_or_fallback(model_cfg)
+    cfg, parts = _base_or_fallback(model_cfg)
+    model = _assemble(cfg, parts, label_spaces)
+    if cfg.preset != model_cfg.preset:  # the fallback stood in: saved in the model card, read by the run report
+        card = {**getattr(model, "card_info", {}), "fallback": {"requested": model_cfg.preset, "used": cfg.preset}}
+        setattr(model, "card_info", card)  # noqa: B010 - a plain attribute of a PretrainedMixin model
+    return model
+
+
+def _assemble(cfg: ModelConfig, parts: tuple[EmbeddingModel | None, dict[str, Tower], int | None],
+              label_spaces: dict[str, list[str]] | None) -> nn.Module:
+    base, towers, preset_dim = parts
     for spec in cfg.towers or []:
         tower = build_tower(spec.model_dump(), local_files_only=cfg.local_files_only)
         towers[tower.modality] = tower

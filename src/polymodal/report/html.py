@@ -100,6 +100,10 @@ class Report:
         rows = [[k, f"{m.value:.4f}", f"[{m.low:.4f}, {m.high:.4f}]"] for k, m in result.metrics.items()]
         self.add_table(name, ["metric", "value", "95% CI"], rows)
         details = result.details
+        per_class = details.get("report")
+        if isinstance(per_class, dict) and per_class:  # scikit-learn's classification report
+            self.add_table(f"Per-class report · {name}", ["class", "precision", "recall", "f1", "support"],
+                           per_class_rows(per_class))
         if details.get("confusion_matrix") is not None and details.get("class_names"):
             self.add_confusion_matrix(details["confusion_matrix"], details["class_names"], f"Confusion matrix · {name}")
         for direction, examples in (details.get("examples") or {}).items():
@@ -134,6 +138,17 @@ class Report:
                 (fig_dir / name).write_bytes(png)
         out.write_text(self.render(), encoding="utf-8")
         return out
+
+
+def per_class_rows(report: dict[str, Any]) -> list[list[str]]:
+    """scikit-learn's ``classification_report(output_dict=True)`` as rows: each class, then the
+    macro and weighted averages (its overall accuracy is a metric of the result already)."""
+    rows = []
+    for name, row in report.items():
+        if isinstance(row, dict) and {"precision", "recall", "f1-score", "support"} <= set(row):
+            rows.append([str(name), f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1-score']:.3f}",
+                         str(int(row["support"]))])
+    return rows
 
 
 def _column_head(name: str) -> str:
