@@ -115,3 +115,11 @@ def test_a_model_without_a_head_names_the_tasks_that_fit(tmp_path: Path) -> None
     r = CliRunner().invoke(app, ["eval", "tiny-dual", "--task", "classification", "--data", str(data)])
     assert r.exit_code == 2 and "Traceback" not in r.output and r.exception is not None
     assert "tiny-dual (DualEncoder) has no classification head" in " ".join(r.output.split())
+
+
+def test_classification_reports_progress_per_batch(tmp_path: Path) -> None:
+    """`polymodal eval --task classification` was silent however long the test set."""
+    calls: list[tuple[str, int, int]] = []
+    evaluate(MeanColourClassifier(), "classification", _data(tmp_path), bootstrap=0, batch_size=5,
+             progress=lambda *a: calls.append(a))
+    assert calls == [("image", 5, 12), ("image", 10, 12), ("image", 12, 12)]
