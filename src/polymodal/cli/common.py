@@ -1,4 +1,4 @@
-"""Helpers shared by CLI modules: consistent error output and exit codes."""
+"""Helpers shared by CLI modules: error and warning output, exit codes, model-name checks, progress."""
 
 from __future__ import annotations
 
