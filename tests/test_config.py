@@ -82,3 +82,48 @@ def test_dump_round_trip(tmp_path: Path) -> None:
     dump_config(cfg, out)
     again = load_config(out)
     assert again == cfg
+
+
+@pytest.mark.parametrize("word", ["no", "No", "off", "n"])
+def test_yaml_11_booleans_stay_words_for_string_keys(tmp_path: Path, word: str) -> None:
+    """YAML 1.1 reads `no` as false; `train.mixed_precision=no` must mean float32, not fail."""
+    if word in ("no", "No"):
+        assert load_config(None, [f"train.mixed_precision={word.lower()}"]).train.mixed_precision == "no"
+        p = write(tmp_path, f"train:\n  mixed_precision: {word.lower()}\n")
+        assert load_config(p).train.mixed_precision == "no"
+    # a label literally named like a YAML 1.1 boolean stays that word in a list of names
+    cfg = load_config(None, [f"data.include_labels=[{word}, yes, on]"])
+    assert cfg.data.include_labels == [word, "yes", "on"]
+
+
+@pytest.mark.parametrize("word,value", [("yes", True), ("on", True), ("true", True), ("no", False),
+                                        ("off", False), ("False", False)])
+def test_boolean_keys_still_take_yes_no_on_off(tmp_path: Path, word: str, value: bool) -> None:
+    assert load_config(None, [f"train.progress={word}"]).train.progress is value
+    p = write(tmp_path, f"train:\n  progress: {word}\n")
+    assert load_config(p).train.progress is value
+
+
+@pytest.mark.parametrize("override,key,suggestion", [
+    ("train.epoch=3", "train.epoch", "train.epochs"),
+    ("trian.lr=1", "trian", "train"),
+    ("data.batchsize=8", "data.batchsize", "data.batch_size"),
+    ("data.image.szie=64", "data.image.szie", "data.image.size"),
+    ("model.heads.label.kindd=x", "model.heads.label.kindd", "model.heads.label.kind"),
+    ("objective.label_smoothin=0.1", "objective.label_smoothin", None),
+])
+def test_unknown_key_says_did_you_mean(override: str, key: str, suggestion: str | None) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    msg = str(err.value)
+    line = next(ln for ln in msg.splitlines() if ln.strip().startswith(key + ":"))
+    if suggestion is None:  # contrastive has no label_smoothing: suggest nothing misleading
+        assert "did you mean" not in line, line
+    else:
+        assert f"did you mean {suggestion}?" in line, line
+
+
+def test_unknown_key_of_an_objective_kind_suggests_that_kinds_own_key() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["objective.kind=classification", "objective.label_smoothin=0.1"])
+    assert "did you mean objective.label_smoothing?" in str(err.value)

@@ -8,8 +8,11 @@ the key and the file.
 
 from __future__ import annotations
 
+import difflib
+import re
+import types
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator
@@ -326,8 +329,32 @@ class RunConfig(_Strict):
 
 
 # --------------------------------------------------------------------------- loading
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 booleans: only true/false (any case) are booleans.
+
+    YAML 1.1 also reads yes/no/on/off as booleans, so ``mixed_precision: no`` became False
+    and a label named ``no`` became a bool. Here they stay words; keys typed ``bool`` still
+    accept them, because pydantic reads yes/no/on/off/y/n strings as booleans.
+    """
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def yaml_load(text: str) -> Any:
+    """Parse YAML as config files and ``--set`` values are read: safe, with YAML 1.2 booleans."""
+    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """``a.b=c`` -> (["a", "b"], value); the value is parsed as YAML (numbers, lists, null)."""
+    """``a.b=c`` -> (["a", "b"], value); the value is parsed as YAML (numbers, lists, null;
+    yes/no/on/off stay words, see ``_Yaml12Loader``)."""
     if "=" not in text:
         raise ConfigError(f"override {text!r} is not of the form key.path=value")
     key, raw = text.split("=", 1)
@@ -335,7 +362,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not parts:
         raise ConfigError(f"override {text!r} has an empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return parts, value
@@ -359,12 +386,57 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def _format_error(err: ValidationError, source: str) -> str:
+def _unwrap(annotation: Any) -> Any:
+    """The section type inside ``X | None`` (and other unions holding one model, dict or list)."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        for arg in get_args(annotation):
+            if arg is not type(None) and (isinstance(arg, type) and issubclass(arg, BaseModel)
+                                          or get_origin(arg) in (dict, list, tuple)):
+                return arg
+    return annotation
+
+
+def _keys_at(path: tuple[Any, ...], data: Any) -> list[str]:
+    """The keys a config section at ``path`` accepts ([] when the path is not a section)."""
+    kind: Any = RunConfig
+    node = data
+    for part in path:
+        kind = _unwrap(kind)
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            if kind is ObjectiveConfig:  # the section's class depends on its kind
+                kind = _OBJECTIVE_CONFIGS.get(str((node or {}).get("kind", "contrastive")), ObjectiveConfig)
+            field = kind.model_fields.get(str(part))
+            if field is None:
+                return []
+            kind = field.annotation
+        elif get_origin(kind) is dict:  # e.g. model.heads.<column>
+            kind = get_args(kind)[1]
+        elif get_origin(kind) in (list, tuple):
+            kind = get_args(kind)[0]
+        else:
+            return []
+        node = node.get(part) if isinstance(node, dict) else (
+            node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None)
+    kind = _unwrap(kind)
+    if kind is ObjectiveConfig:
+        kind = _OBJECTIVE_CONFIGS.get(str((node or {}).get("kind", "contrastive")), ObjectiveConfig)
+    return list(kind.model_fields) if isinstance(kind, type) and issubclass(kind, BaseModel) else []
+
+
+def _did_you_mean(loc: tuple[Any, ...], data: Any) -> str:
+    """`` (did you mean train.epochs?)`` for a mistyped key, from the keys its section accepts."""
+    close = difflib.get_close_matches(str(loc[-1]), _keys_at(loc[:-1], data), n=1, cutoff=0.6)
+    if not close:
+        return ""
+    return f" (did you mean {'.'.join([*(str(p) for p in loc[:-1]), close[0]])}?)"
+
+
+def _format_error(err: ValidationError, source: str, data: Any = None) -> str:
     lines = [f"invalid config in {source}:"]
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "<root>"
         if e["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key")
+            lines.append(f"  {key}: unknown key{_did_you_mean(tuple(e['loc']), data)}")
         elif e["type"] == "value_error":  # our own validators' messages, without pydantic's prefix
             lines.append(f"  {key}: {e.get('ctx', {}).get('error', e['msg'])}")
         else:
@@ -378,7 +450,7 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> RunConfig:
     try:
         return RunConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_error(err, source)) from None
+        raise ConfigError(_format_error(err, source, data)) from None
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -395,7 +467,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
         try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+            loaded = yaml_load(p.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             raise ConfigError(f"{p}: not valid YAML: {exc}") from None
         if loaded is None:

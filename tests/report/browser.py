@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 
@@ -58,3 +61,22 @@ def screenshot(page: Path, png: Path, width: int = 1200, height: int = 2400) -> 
             check=True,
         )
     return png
+
+
+def evaluate(page: Path, expression: str, width: int = 1200) -> Any:
+    """The JSON value of a JavaScript ``expression`` evaluated after ``page`` loads in Chromium
+    at a ``width``-pixel-wide window (layout checks: what overflows, what scrolls)."""
+    script = ("<script>window.addEventListener('load', () => { document.title = 'PROBE ' + "
+              f"JSON.stringify((() => {{ {expression} }})()); }});</script>")
+    probe = page.with_name(f".probe-{page.name}")
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
+    with tempfile.TemporaryDirectory() as profile:
+        out = subprocess.run(
+            [*_flags(profile), f"--window-size={width},900", "--dump-dom", probe.as_uri()],
+            capture_output=True, text=True, timeout=120,
+        )
+    probe.unlink()
+    m = re.search(r"<title>PROBE (.*?)</title>", out.stdout, re.S)
+    if not m:
+        raise AssertionError(f"chromium did not run the probe: {out.stderr[-800:]}")
+    return json.loads(html.unescape(m.group(1)))

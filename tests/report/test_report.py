@@ -143,3 +143,77 @@ def test_the_data_event_is_a_count_not_a_curve() -> None:
 
     records = [{"event": "train", "step": 1, "loss": 1.0}, {"event": "data", "step": 1, "quarantined": 2}]
     assert set(series_from_records(records)) == {"train/loss"}
+
+
+THIRTEEN = ([f"shapes · retrieval: {d}/R@{k}" for d in ("image_to_text", "text_to_image") for k in (1, 5, 10)]
+            + [f"shapes · retrieval: {d}/{r}" for d in ("image_to_text", "text_to_image") for r in ("mean_rank", "median_rank")]
+            + [f"digits · zeroshot-classification: {m}" for m in ("acc@1", "acc@5", "mean_per_class_recall")])
+
+# after load: scroll the leaderboard's box to its right end and measure what is reachable
+LAYOUT = """
+const table = document.querySelector('table');
+const box = document.querySelector('.board') || table;
+const model = table.querySelector('tr th');
+const heads = Array.from(table.querySelectorAll('th')).filter(h => !h.classList.contains('group'));
+const lastHead = heads[heads.length - 1];
+const before = model.getBoundingClientRect().left;
+box.scrollLeft = box.scrollWidth;
+return {page: document.documentElement.scrollWidth, viewport: window.innerWidth, table: table.scrollWidth,
+        overflow: getComputedStyle(box).overflowX, boxRight: box.getBoundingClientRect().right,
+        lastRight: lastHead.getBoundingClientRect().right, modelMoved: before - model.getBoundingClientRect().left};
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_a_13_column_leaderboard_wraps_and_scrolls_instead_of_being_cut_off(tmp_path: Path) -> None:
+    from browser import evaluate
+
+    models = ["lite-dual", "runs/digits-finetune", "tiny-dual"]
+    cells = {m: {c: Metric(0.1 * i, 0.05 * i, 0.15 * i) for i, c in enumerate(THIRTEEN)} for m in models}
+    page = Report("wide").add_leaderboard(Leaderboard(models, THIRTEEN, cells)).write(tmp_path / "wide.html")
+    got = evaluate(page, LAYOUT, width=1200)
+    assert got["page"] <= got["viewport"], got  # the page itself never runs off to the right
+    assert got["table"] < 2000, got  # headers wrap (nowrap headers made it 4,600 px wide)
+    assert got["overflow"] in ("auto", "scroll") and got["lastRight"] <= got["boxRight"] + 1, got  # all reachable
+    assert abs(got["modelMoved"]) < 1, got  # scrolled to the end, the model column is still in view
+    html = page.read_text()
+    assert '<th class="group" colspan="10">shapes · retrieval</th>' in html  # data · task once over its metrics
+
+
+def test_a_classification_result_brings_its_per_class_report_into_the_run_report(tmp_path: Path) -> None:
+    """docs/examples.md promised the per-class report in the run's report.html; it was not there."""
+    from polymodal.tasks.classification import classification_result
+
+    run = _run_dir(tmp_path)
+    targets = np.array([0, 0, 1, 1, 2, 2, 2])
+    scores = np.eye(3)[[0, 1, 1, 1, 2, 2, 0]]
+    result = classification_result(targets, scores, ["cat", "dog", "owl"], [str(i) for i in range(7)], n_boot=0,
+                                   data="pets", split="test")
+    result.model = "run"
+    (run / "eval" / "classification-pets-test.json").write_text(json.dumps(result.to_json()))
+    page = write_run_report(run).read_text()
+    assert "Per-class report · run · classification · pets" in page
+    # dog: precision 2/3, recall 2/2, f1 0.8; support 2
+    assert "<tr><td>dog</td><td>0.667</td><td>1.000</td><td>0.800</td><td>2</td></tr>" in page
+    assert "<td>macro avg</td>" in page
+
+
+def test_quickstart_report_shows_stage_times_as_a_table_not_a_dict(tmp_path: Path) -> None:
+    from polymodal.quickstart import QuickstartResult
+    from polymodal.quickstart_report import stage_rows, write_quickstart_report
+
+    seconds = {"data": 12.0, "before": 3.5, "align": 64.5, "total": 80.0}
+    rows = stage_rows(seconds)
+    assert rows[0] == ["data", "make the datasets", "12.0 s (12s)", "15%"]
+    assert rows[2] == ["align", "LiT alignment (train)", "64.5 s (1m 04s)", "81%"]
+    assert rows[-1] == ["total", "", "80.0 s (1m 20s)", "100%"]
+
+    result = QuickstartResult(out_dir=tmp_path, dataset="digits", heldout_classes=["7", "8", "9"])
+    result.seconds = seconds
+    board = _board()
+    board.results = {"base": [], "tuned": []}
+    vqa = TaskResult("classification", {"accuracy": Metric(0.5, 0.4, 0.6)}, {}, model="fusion", data="shapes-vqa")
+    page = write_quickstart_report(result, board, vqa, tmp_path / "align", tmp_path / "fusion").read_text()
+    assert "{&#x27;data&#x27;" not in page and "{'data'" not in page  # no raw Python dict
+    assert "<h2>Stage times</h2>" in page and "<td>align</td><td>LiT alignment (train)</td><td>64.5 s (1m 04s)</td>" in page

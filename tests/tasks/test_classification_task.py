@@ -95,3 +95,31 @@ def test_classification_result_by_hand() -> None:
     assert r.metrics["accuracy"].value == pytest.approx(3 / 4)
     # a: P 1/2 R 1 F1 2/3; b: P 1 R 2/3 F1 0.8
     assert r.metrics["macro_f1"].value == pytest.approx((2 / 3 + 0.8) / 2)
+
+
+def test_a_model_without_a_head_names_the_tasks_that_fit(tmp_path: Path) -> None:
+    """`polymodal eval DUAL_MODEL --task classification` ended in a raw AttributeError/KeyError."""
+    from typer.testing import CliRunner
+
+    from polymodal.cli.main import app
+    from polymodal.models.build import build_preset
+    from polymodal.tasks import TaskError
+
+    data = _data(tmp_path)
+    with pytest.raises(TaskError) as err:
+        evaluate(build_preset("tiny-dual"), "classification", data, bootstrap=0)
+    msg = str(err.value)
+    assert "(DualEncoder) has no classification head" in msg
+    assert "tasks that fit: linear-probe, retrieval, zeroshot-classification" in msg
+
+    r = CliRunner().invoke(app, ["eval", "tiny-dual", "--task", "classification", "--data", str(data)])
+    assert r.exit_code == 2 and "Traceback" not in r.output and r.exception is not None
+    assert "tiny-dual (DualEncoder) has no classification head" in " ".join(r.output.split())
+
+
+def test_classification_reports_progress_per_batch(tmp_path: Path) -> None:
+    """`polymodal eval --task classification` was silent however long the test set."""
+    calls: list[tuple[str, int, int]] = []
+    evaluate(MeanColourClassifier(), "classification", _data(tmp_path), bootstrap=0, batch_size=5,
+             progress=lambda *a: calls.append(a))
+    assert calls == [("image", 5, 12), ("image", 10, 12), ("image", 12, 12)]

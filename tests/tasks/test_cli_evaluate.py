@@ -23,7 +23,7 @@ def test_tasks_lists_every_task_with_metrics() -> None:
 def test_unknown_task_and_missing_data_are_clean_errors(tmp_path: Path) -> None:
     r = runner.invoke(app, ["eval", "tiny-dual", "--task", "nope", "--data", str(tmp_path / "m.jsonl")])
     assert r.exit_code == 2 and "unknown task 'nope'" in r.output and "Traceback" not in r.output
-    r = runner.invoke(app, ["compare", "a", "b", "--task", "retrieval", "--data", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o")])
+    r = runner.invoke(app, ["compare", "tiny-dual", "tiny-dual", "--task", "retrieval", "--data", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "missing.jsonl" in r.output and "Traceback" not in r.output
 
 

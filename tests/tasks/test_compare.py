@@ -66,3 +66,35 @@ def test_datasets_must_pair_with_tasks(tmp_path: Path) -> None:
     a, b, manifest = _models_and_data(tmp_path)
     with pytest.raises(DataError, match="one per task"):
         compare([a, b], ["retrieval", "zeroshot-classification", "linear-probe"], [manifest, manifest], None)
+
+
+def test_holm_matches_the_textbook_example() -> None:
+    from polymodal.tasks.compare import holm
+
+    # sorted 0.005, 0.01, 0.03, 0.04 -> 4x, 3x, 2x, 1x = 0.02, 0.03, 0.06, 0.04 -> kept monotone: 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == [1.0, 1.0] and holm([]) == []
+
+
+def test_three_models_get_pairwise_tests_against_the_best_holm_corrected(tmp_path: Path) -> None:
+    """compare of 3+ models gave no p-values at all (only two models were tested)."""
+    from polymodal.tasks.compare import holm
+
+    good, poor, manifest = _models_and_data(tmp_path)
+    eye = np.eye(5, dtype=np.float32)
+    # right two times in three: between the two others
+    mid = PlantedEncoder(good.text_vectors, {f"im{i}.png": eye[i % 5] if i % 3 else eye[(i + 1) % 5] for i in range(60)})
+    mid.name = "mid"
+    out = tmp_path / "board"
+    board = compare([poor, good, mid], ["zeroshot-classification"], [manifest], out, bootstrap=200)
+    col = "zeroshot-classification: acc@1"
+    tests = board.versus_best[col]
+    assert [(t.best, t.other) for t in tests] == [("good", "poor"), ("good", "mid")]
+    assert tests[0].test.diff == pytest.approx(1.0 - 20 / 60) and tests[0].test.p_value < 0.01
+    assert [t.p_holm for t in tests] == pytest.approx(holm([t.test.p_value for t in tests]))
+    assert all(t.p_holm >= t.test.p_value for t in tests)
+    data = json.loads((out / "leaderboard.json").read_text())
+    assert data["versus_best"][col][1]["other"] == "mid" and "p_holm" in data["versus_best"][col][1]
+    md = (out / "leaderboard.md").read_text()
+    assert "Holm" in md and f"| {col} | good | poor |" in md
+    assert "p (Holm)" in (out / "leaderboard.html").read_text()

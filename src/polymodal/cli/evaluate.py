@@ -3,34 +3,40 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
-from polymodal.cli.common import console, err_console, remote_code, revision_option, trust_option, user_errors
+from polymodal.cli.common import (
+    check_model_name,
+    console,
+    progress_updates,
+    remote_code,
+    revision_option,
+    trust_option,
+    user_errors,
+)
+
+ROOT_HELP = "Data root the manifest's paths must stay inside (default: its folder; / allows absolute paths)."
 
 
-@contextmanager
-def _encoding_progress() -> Iterator[Callable[[str, int, int], None]]:
-    """A progress bar per modality being encoded (cache hits never show one)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+def _with_root(data: Path, root: Path | None) -> object:
+    """The manifest path, or the manifest read against ``--root``."""
+    if root is None:
+        return data
+    from polymodal.data.sources import load_manifest
 
-    bars: dict[str, TaskID] = {}
-    last: dict[str, int] = {}
-    with Progress(
-        TextColumn("encoding {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=err_console, transient=True,
-    ) as progress:
+    return load_manifest(data, root)
 
-        def update(modality: str, done: int, total: int) -> None:
-            if modality not in bars or done <= last[modality]:  # a new pass over this modality
-                bars[modality] = progress.add_task(modality, total=total)
-            last[modality] = done
-            progress.update(bars[modality], completed=done)
 
-        yield update
+def _refresh_run_report(model: str, result: Path) -> Path | None:
+    """Rewrite a run's report.html when the result just went into that run (``RUN/eval/``)."""
+    from polymodal.report import run_dir_of, write_run_report
+
+    run = run_dir_of(model)
+    if run is None or not result.resolve().is_relative_to(run.resolve()):
+        return None
+    return write_run_report(run)
 
 
 def _print_metrics(result: object) -> None:
@@ -76,6 +82,7 @@ def register(app: typer.Typer) -> None:
         ),
         bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals."),
         no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
+        root: Path | None = typer.Option(None, "--root", help=ROOT_HELP),
         trust_remote_code: bool = trust_option(),
         revision: str | None = revision_option(),
     ) -> None:
@@ -83,6 +90,7 @@ def register(app: typer.Typer) -> None:
         from polymodal.tasks import get_task
         from polymodal.tasks.evaluate import evaluate, result_path, write_result
 
+        check_model_name(model)
         with user_errors(), remote_code(trust_remote_code, revision):
             opts: dict[str, object] = {}
             if template:
@@ -90,14 +98,15 @@ def register(app: typer.Typer) -> None:
             if task != "retrieval" and label_column is not None:
                 opts["label_column"] = label_column
             get_task(task)
-            with _encoding_progress() as progress:
-                result = evaluate(model, task, data, split, cache=not no_cache, bootstrap=bootstrap, progress=progress, **opts)
+            with progress_updates("encoding") as progress:
+                result = evaluate(model, task, _with_root(data, root), split, cache=not no_cache, bootstrap=bootstrap, progress=progress, **opts)
             path = write_result(result, out or result_path(model, task, result.data, split))
+            page = _refresh_run_report(model, path)
         if as_json:
             typer.echo(json.dumps(result.to_json()["metrics"], indent=2))
         else:
             _print_metrics(result)
-            console.print(f"wrote {path}")
+            console.print(f"wrote {path}" + (f"; updated {page}" if page else ""))
 
     @app.command("compare")
     def compare_cmd(
@@ -108,15 +117,18 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option("test", "--split"),
         bootstrap: int = typer.Option(1000, "--bootstrap", min=0),
         no_cache: bool = typer.Option(False, "--no-cache"),
+        root: Path | None = typer.Option(None, "--root", help=ROOT_HELP),
         trust_remote_code: bool = trust_option(),
         revision: str | None = revision_option(),
     ) -> None:
         """Every model on every task -> leaderboard.{md,csv,json,html} and report.html in --out."""
         from polymodal.tasks import compare
 
-        with user_errors(), remote_code(trust_remote_code, revision), _encoding_progress() as progress:
+        for name in models:
+            check_model_name(name)
+        with user_errors(), remote_code(trust_remote_code, revision), progress_updates("encoding") as progress:
             board = compare(
-                list(models), list(task), list(data), out, split=split, bootstrap=bootstrap, cache=not no_cache,
+                list(models), list(task), [_with_root(d, root) for d in data], out, split=split, bootstrap=bootstrap, cache=not no_cache,
                 progress=progress,
             )
         typer.echo(board.to_markdown())  # plain text: rich would read "[...]" intervals as markup

@@ -16,7 +16,7 @@ def quickstart_command(
 ) -> None:
     """Make data, measure lite-dual, LiT-align it, measure again, fine-tune a fusion model, report."""
     from polymodal.quickstart import run_quickstart
-    from polymodal.quickstart_report import report_rows, summary_rows
+    from polymodal.quickstart_report import report_rows, stage_rows, summary_rows
 
     def stage(name: str) -> None:
         console.rule(f"[bold]{name}")
@@ -35,7 +35,12 @@ def quickstart_command(
     for row in report_rows(vqa.details.get("report") or {}):
         report.add_row(*row)
     console.print(report)
-    console.print(f"time: {result.seconds}")
+    times = Table(title="stage times")
+    for col in ("stage", "what", "time", "share"):
+        times.add_column(col)
+    for row in stage_rows(result.seconds):
+        times.add_row(*row)
+    console.print(times)
     console.print(f"wrote {out / 'metrics.json'}, {out / 'report.html'} and the aligned model in {out / 'model'}")
 
 

@@ -83,11 +83,19 @@ def resolve_inside(root: Path, value: object) -> Path:
     """The file a manifest value names, or :class:`DataError` when it is not a path inside ``root``."""
     if not isinstance(value, str) or not value.strip():
         raise DataError("expected a relative file path")
+    root_real = root.resolve()
     if PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute() or value.startswith("\\"):
-        raise DataError("absolute path not allowed (paths are relative to the data root)")
+        # confined like any other path: only inside the root (the manifest's folder by default),
+        # so a manifest of absolute paths anywhere is read with --root / (data.root: /)
+        target = Path(value).resolve() if Path(value).is_absolute() else None
+        if target is None or not target.is_relative_to(root_real):
+            raise DataError("absolute path not allowed outside the data root (paths are relative to the data "
+                            "root; --root / or data.root: / allows absolute paths)")
+        if not target.exists():
+            raise DataError("file not found")
+        return target
     if os.path.normpath(value).replace("\\", "/").split("/")[0] == "..":
         raise DataError("path escapes the data root (..)")
-    root_real = root.resolve()
     target = (root_real / value).resolve()
     if not target.is_relative_to(root_real):
         raise DataError("path leads outside the data root through a symlink")

@@ -96,6 +96,20 @@ def _heads(cfg: ModelConfig, label_spaces: dict[str, list[str]] | None, in_dim: 
     return heads
 
 
+class FallbackNotice(UserWarning):
+    """``model.fallback`` stands in for a ``model.preset`` that cannot load here: one short line
+    (the command line prints it as ``warning: ...``; the full reason stays in ``.reason``)."""
+
+    def __init__(self, preset: str | None, fallback: str, reason: BaseException | str) -> None:
+        self.preset, self.fallback, self.reason = preset, fallback, str(reason)
+        # the loader's first sentence says why ("model 'x', which is not available offline")
+        why = self.reason.split(". ")[0].strip().rstrip(".")
+        for lead in (f"preset {preset!r}: ", f"preset {preset!r} needs "):  # the notice names it already
+            why = why.removeprefix(lead)
+        super().__init__(f"using model.fallback {fallback!r} instead of model.preset {preset!r} ({why}); "
+                         "the run's model card and report name the towers actually used")
+
+
 def _base_or_fallback(cfg: ModelConfig) -> tuple[ModelConfig, tuple[EmbeddingModel | None, dict[str, Tower], int | None]]:
     """The preset's parts, or the fallback's when the preset cannot load here (e.g. Hub offline)."""
     try:
@@ -103,8 +117,7 @@ def _base_or_fallback(cfg: ModelConfig) -> tuple[ModelConfig, tuple[EmbeddingMod
     except ModelError as exc:
         if not cfg.fallback:
             raise
-        warnings.warn(f"model.preset {cfg.preset!r} is not available ({exc}); using model.fallback "
-                      f"{cfg.fallback!r}", stacklevel=3)
+        warnings.warn(FallbackNotice(cfg.preset, cfg.fallback, exc), stacklevel=3)
         towers = cfg.fallback_towers if cfg.fallback_towers is not None else cfg.towers
         used = cfg.model_copy(update={"preset": cfg.fallback, "fallback": None, "fallback_towers": None, "towers": towers})
         return used, _base_model(used)
@@ -112,7 +125,17 @@ def _base_or_fallback(cfg: ModelConfig) -> tuple[ModelConfig, tuple[EmbeddingMod
 
 def build_model(model_cfg: ModelConfig, label_spaces: dict[str, list[str]] | None = None) -> nn.Module:
     """Build the model a run config asks for (see the module docstring)."""
-    cfg, (base, towers, preset_dim) = _base_or_fallback(model_cfg)
+    cfg, parts = _base_or_fallback(model_cfg)
+    model = _assemble(cfg, parts, label_spaces)
+    if cfg.preset != model_cfg.preset:  # the fallback stood in: saved in the model card, read by the run report
+        card = {**getattr(model, "card_info", {}), "fallback": {"requested": model_cfg.preset, "used": cfg.preset}}
+        setattr(model, "card_info", card)  # noqa: B010 - a plain attribute of a PretrainedMixin model
+    return model
+
+
+def _assemble(cfg: ModelConfig, parts: tuple[EmbeddingModel | None, dict[str, Tower], int | None],
+              label_spaces: dict[str, list[str]] | None) -> nn.Module:
+    base, towers, preset_dim = parts
     for spec in cfg.towers or []:
         tower = build_tower(spec.model_dump(), local_files_only=cfg.local_files_only)
         towers[tower.modality] = tower

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from polymodal.report.html import Report, Section, leaderboard_html
 from polymodal.report.leaderboard import Leaderboard
-from polymodal.report.run_report import build_run_report, read_metrics, write_run_report
+from polymodal.report.run_report import build_run_report, read_metrics, run_dir_of, write_run_report
 
 __all__ = [
     "Leaderboard",
@@ -13,5 +13,6 @@ __all__ = [
     "build_run_report",
     "leaderboard_html",
     "read_metrics",
+    "run_dir_of",
     "write_run_report",
 ]

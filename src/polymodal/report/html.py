@@ -29,6 +29,13 @@ td.best{background:#e3f4e1;font-weight:600}
 img{max-width:100%;border:1px solid #eee;margin:.4rem 0}
 pre{background:#f7f7f9;padding:.7rem;overflow:auto;font-size:.8rem;max-height:30rem}
 .note{color:#555;font-size:.85rem}
+.board{overflow-x:auto;margin:.5rem 0;border-right:1px solid #ddd}
+.board table{display:table;overflow:visible;margin:0}
+.board th{white-space:normal;vertical-align:bottom;min-width:5.5rem;max-width:9rem;text-align:right}
+.board .model{position:sticky;left:0;background:#fff;z-index:1;text-align:left;
+white-space:normal;min-width:8rem;max-width:16rem;overflow-wrap:anywhere;box-shadow:1px 0 0 #ddd}
+.board th.model{background:#f3f5f8}
+.board th.group{text-align:left;max-width:none}
 """
 
 
@@ -93,6 +100,10 @@ class Report:
         rows = [[k, f"{m.value:.4f}", f"[{m.low:.4f}, {m.high:.4f}]"] for k, m in result.metrics.items()]
         self.add_table(name, ["metric", "value", "95% CI"], rows)
         details = result.details
+        per_class = details.get("report")
+        if isinstance(per_class, dict) and per_class:  # scikit-learn's classification report
+            self.add_table(f"Per-class report · {name}", ["class", "precision", "recall", "f1", "support"],
+                           per_class_rows(per_class))
         if details.get("confusion_matrix") is not None and details.get("class_names"):
             self.add_confusion_matrix(details["confusion_matrix"], details["class_names"], f"Confusion matrix · {name}")
         for direction, examples in (details.get("examples") or {}).items():
@@ -129,11 +140,53 @@ class Report:
         return out
 
 
+def per_class_rows(report: dict[str, Any]) -> list[list[str]]:
+    """scikit-learn's ``classification_report(output_dict=True)`` as rows: each class, then the
+    macro and weighted averages (its overall accuracy is a metric of the result already)."""
+    rows = []
+    for name, row in report.items():
+        if isinstance(row, dict) and {"precision", "recall", "f1-score", "support"} <= set(row):
+            rows.append([str(name), f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1-score']:.3f}",
+                         str(int(row["support"]))])
+    return rows
+
+
+def _column_head(name: str) -> str:
+    """A column name that may wrap after its separators (``shapes · retrieval: image_to_text/R@1``)."""
+    text = html.escape(name)
+    for sep in ("/", "_", ": ", " · "):
+        text = text.replace(sep, sep + "<wbr>")
+    return text
+
+
+def _head_rows(columns: list[str]) -> str:
+    """Header rows: ``data · task`` once over its metrics (a second row names each metric)."""
+    groups: list[tuple[str, list[str]]] = []
+    for c in columns:
+        prefix, sep, metric = c.partition(": ")
+        key = prefix if sep else ""
+        if groups and groups[-1][0] == key:
+            groups[-1][1].append(metric if sep else c)
+        else:
+            groups.append((key, [metric if sep else c]))
+    if all(not key for key, _ in groups):
+        return '<tr><th class="model">model</th>' + "".join(f"<th>{_column_head(c)}</th>" for c in columns) + "</tr>"
+    top = '<tr><th class="model" rowspan="2">model</th>' + "".join(
+        f'<th class="group" colspan="{len(metrics)}">{html.escape(key)}</th>' for key, metrics in groups) + "</tr>"
+    return top + "<tr>" + "".join(f"<th>{_column_head(m)}</th>" for _, metrics in groups for m in metrics) + "</tr>"
+
+
+def _p_cell(p: float) -> str:
+    return f'<span class="sig">{p:.4f}</span>' if p < 0.05 else f"{p:.4f}"
+
+
 def leaderboard_html(board: Leaderboard, digits: int = 3) -> str:
-    head = "<th>model</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in board.columns)
+    """The leaderboard as a table that wraps its headers and, when still wider than the page,
+    scrolls sideways inside its own box with the model column kept in view."""
+    head = _head_rows(board.columns)
     rows = []
     for m in board.models:
-        cells = [f"<td>{html.escape(m)}</td>"]
+        cells = [f'<td class="model">{html.escape(m)}</td>']
         for c in board.columns:
             metric = board.cells.get(m, {}).get(c)
             if metric is None:
@@ -143,21 +196,38 @@ def leaderboard_html(board: Leaderboard, digits: int = 3) -> str:
             ci = f'<br><span class="ci">[{metric.low:.{digits}f}, {metric.high:.{digits}f}]</span>'
             cells.append(f"<td{cls}>{metric.value:.{digits}f}{ci}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    out = f"<table><tr>{head}</tr>{''.join(rows)}</table>"
-    out += '<p class="note">Shaded: best per column. Grey: bootstrap 95% interval.</p>'
+    out = f'<div class="board"><table>{head}{"".join(rows)}</table></div>'
+    out += '<p class="note">Shaded: best per column. Grey: bootstrap 95% interval.'
+    out += " Wide tables scroll sideways; the model column stays in view.</p>" if len(board.columns) > 6 else "</p>"
     if board.paired and len(board.models) == 2:
         a, b = board.models
         prow = []
         for c, t in board.paired.items():
-            p = f'<span class="sig">{t.p_value:.4f}</span>' if t.p_value < 0.05 else f"{t.p_value:.4f}"
             prow.append(
                 f"<tr><td>{html.escape(c)}</td><td>{t.diff:+.{digits}f}</td>"
-                f"<td>[{t.low:+.{digits}f}, {t.high:+.{digits}f}]</td><td>{p}</td></tr>"
+                f"<td>[{t.low:+.{digits}f}, {t.high:+.{digits}f}]</td><td>{_p_cell(t.p_value)}</td></tr>"
             )
         out += (
             f"<h3>Paired differences ({html.escape(a)} − {html.escape(b)}), same samples</h3>"
             "<table><tr><th>metric</th><th>difference</th><th>95% CI</th><th>p-value</th></tr>"
             + "".join(prow)
             + "</table>"
+        )
+    if board.versus_best:
+        vrow = []
+        for c, tests in board.versus_best.items():
+            for bt in tests:
+                t = bt.test
+                vrow.append(
+                    f"<tr><td>{html.escape(c)}</td><td>{html.escape(bt.best)}</td><td>{html.escape(bt.other)}</td>"
+                    f"<td>{t.diff:+.{digits}f}</td><td>[{t.low:+.{digits}f}, {t.high:+.{digits}f}]</td>"
+                    f"<td>{t.p_value:.4f}</td><td>{_p_cell(bt.p_holm)}</td></tr>"
+                )
+        out += (
+            "<h3>Against the best per column, same samples</h3>"
+            '<p class="note">Paired bootstrap of best − other; p-values Holm-corrected over each column\'s '
+            "comparisons (green: below 0.05 after correction).</p>"
+            "<table><tr><th>metric</th><th>best</th><th>other</th><th>difference</th><th>95% CI</th>"
+            "<th>p-value</th><th>p (Holm)</th></tr>" + "".join(vrow) + "</table>"
         )
     return out

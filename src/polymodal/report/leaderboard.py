@@ -3,7 +3,8 @@
 Written as Markdown, CSV and JSON (the HTML form lives in :mod:`polymodal.report.html`).
 The best value per column is marked (highest, or lowest for rank metrics); with exactly
 two models, ``paired`` holds the paired-bootstrap difference (first minus second) and its
-p-value per column.
+p-value per column; with three or more, ``versus_best`` holds per column the best model
+against each other one, with Holm-adjusted p-values.
 
 Model and column names are user text (a run folder, a hub name, a data set name): the Markdown
 form escapes them (``md_escape``) as the HTML form does, so a name can neither break the table
@@ -33,12 +34,28 @@ def md_escape(text: str) -> str:
 
 
 @dataclass
+class BestTest:
+    """A column's best model against one other, paired on the same samples: ``test`` is best
+    minus other; ``p_holm`` is its p-value Holm-adjusted over that column's comparisons."""
+
+    best: str
+    other: str
+    test: PairedTest
+    p_holm: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"best": self.best, "other": self.other, **self.test.to_json(), "p_holm": self.p_holm}
+
+
+@dataclass
 class Leaderboard:
     models: list[str]
     columns: list[str]
     cells: dict[str, dict[str, Metric]]
     paired: dict[str, PairedTest] = field(default_factory=dict)
     results: dict[str, list[Any]] = field(default_factory=dict, repr=False)  # model -> TaskResults
+    # three or more models: per column, the best against each other model (see BestTest)
+    versus_best: dict[str, list[BestTest]] = field(default_factory=dict)
 
     def best(self, column: str) -> str | None:
         """The model with the best value in ``column`` (None when no model has it or all tie)."""
@@ -61,6 +78,7 @@ class Leaderboard:
                 "b": self.models[1] if len(self.models) == 2 else None,
                 "tests": {c: t.to_json() for c, t in self.paired.items()},
             },
+            "versus_best": {c: [t.to_json() for t in tests] for c, tests in self.versus_best.items()},
         }
 
     def to_markdown(self, digits: int = 3) -> str:
@@ -79,6 +97,19 @@ class Leaderboard:
             out += f"\n### Paired differences ({a} − {b})\n\n| metric | difference [95% CI] | p-value |\n|---|---|---|\n"
             for c, t in self.paired.items():
                 out += f"| {md_escape(c)} | {t.diff:+.{digits}f} [{t.low:+.{digits}f}, {t.high:+.{digits}f}] | {t.p_value:.4f} |\n"
+        out += self._versus_best_markdown(digits)
+        return out
+
+    def _versus_best_markdown(self, digits: int) -> str:
+        if not self.versus_best:
+            return ""
+        out = ("\n### Against the best per column (paired bootstrap; p-values Holm-corrected within each column)\n\n"
+               "| metric | best | other | difference [95% CI] | p-value | p (Holm) |\n|---|---|---|---|---|---|\n")
+        for c, tests in self.versus_best.items():
+            for b in tests:
+                t = b.test
+                out += (f"| {md_escape(c)} | {md_escape(b.best)} | {md_escape(b.other)} | {t.diff:+.{digits}f} [{t.low:+.{digits}f}, "
+                        f"{t.high:+.{digits}f}] | {t.p_value:.4f} | {b.p_holm:.4f} |\n")
         return out
 
     def to_csv(self) -> str:

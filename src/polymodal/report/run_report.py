@@ -1,7 +1,9 @@
-"""``write_run_report(run_dir)``: config, curves and any eval results of one training run."""
+"""``write_run_report(run_dir)``: the model as trained, config, curves and any eval results of
+one training run (``polymodal eval RUN`` rewrites it after each result)."""
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 from typing import Any
@@ -28,11 +30,59 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def is_run_dir(path: str | Path) -> bool:
+    """A training run directory: what ``train`` writes (``config.yaml`` / ``metrics.jsonl``)."""
+    p = Path(path)
+    return p.is_dir() and ((p / "metrics.jsonl").is_file() or (p / "config.yaml").is_file())
+
+
+def run_dir_of(model_path: str | Path) -> Path | None:
+    """The run a model argument belongs to: the run dir itself or its ``model/`` folder."""
+    p = Path(model_path)
+    if is_run_dir(p):
+        return p
+    if p.name == "model" and is_run_dir(p.parent):
+        return p.parent
+    return None
+
+
+def _describe_tower(spec: dict[str, Any]) -> list[str]:
+    enc = spec.get("encoder", spec) if isinstance(spec, dict) else {}
+    options = enc.get("options") or {}
+    extra = ", ".join(f"{k}={v}" for k, v in options.items())
+    return [str(enc.get("source", "?")), str(enc.get("name_or_path") or "—"), extra or "—"]
+
+
+def add_model_section(report: Report, model_dir: Path) -> None:
+    """Which towers the saved model really has (``model/config.json``), and a note when
+    ``model.fallback`` stood in for ``model.preset`` (``card.fallback``, set by ``build_model``)."""
+    try:
+        saved = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return
+    card = saved.get("card") or {}
+    towers = (saved.get("model") or {}).get("towers") or {}
+    fallback = card.get("fallback") if isinstance(card.get("fallback"), dict) else None
+    note = ""
+    if fallback:
+        note = (f"model.preset {fallback.get('requested')!r} could not be loaded where this run trained; "
+                f"model.fallback {fallback.get('used')!r} was trained instead (the towers below). ")
+    title = f"Model: {saved.get('class', '?')}" + (f" · {card['name']}" if card.get("name") else "")
+    if towers:
+        rows = [[m, *_describe_tower(spec)] for m, spec in towers.items()]
+        report.add_table(title, ["tower", "source", "name or path", "options"], rows)
+    else:
+        report.add_text(title, f"{card.get('source') or card.get('name') or saved.get('class')}")
+    if note:
+        report.add_html("Fallback used", f'<p class="note">{html.escape(note)}</p>')
+
+
 def _eval_results(run_dir: Path) -> list[Any]:
     from polymodal.tasks.result import TaskResult
 
     results = []
-    for p in sorted((run_dir / "eval").glob("*.json")) + sorted(run_dir.glob("eval*.json")):
+    found = sorted((run_dir / "eval").glob("*.json")) + sorted((run_dir / "model" / "eval").glob("*.json"))
+    for p in found + sorted(run_dir.glob("eval*.json")):
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
@@ -45,6 +95,7 @@ def _eval_results(run_dir: Path) -> list[Any]:
 def build_run_report(run_dir: str | Path, title: str | None = None) -> Report:
     run = Path(run_dir)
     report = Report(title or f"polymodal run · {run.name}")
+    add_model_section(report, run / "model")
     records = read_metrics(run / "metrics.jsonl")
     if records:
         series = series_from_records(records)

@@ -73,9 +73,11 @@ def _label_space(model: Any, data: EvalData, column: str) -> list[str]:
 
 
 def predict_scores(
-    model: Any, data: EvalData, rows: list[dict[str, Any]], column: str, label_space: list[str], batch_size: int
+    model: Any, data: EvalData, rows: list[dict[str, Any]], column: str, label_space: list[str], batch_size: int,
+    progress: Any = None,
 ) -> np.ndarray:
-    """Run ``model(batch).logits[column]`` over rows batched through the data layer's collate."""
+    """Run ``model(batch).logits[column]`` over rows batched through the data layer's collate;
+    ``progress(name, done, total)`` after each batch (name: the model's input modalities)."""
     import torch
 
     from polymodal.config import DataConfig
@@ -95,10 +97,14 @@ def predict_scores(
     with torch.inference_mode():
         for start in range(0, len(rows), batch_size):
             batch = collate([dataset[i] for i in range(start, min(start + batch_size, len(rows)))])
-            logits = model(batch).logits
+            logits = getattr(model(batch), "logits", None)
+            if not isinstance(logits, dict):  # an embedding model reached here past the registry's check
+                raise ModelError(f"{type(model).__name__} has no classification head (its output has no logits)")
             if column not in logits:
                 raise ModelError(f"the model has no head for label column {column!r} (heads: {', '.join(logits)})")
             outs.append(logits[column].float().cpu().numpy())
+            if progress is not None:
+                progress("+".join(modalities), min(start + batch_size, len(rows)), len(rows))
     return np.concatenate(outs, axis=0)
 
 
@@ -131,7 +137,7 @@ def run_classification(
     unknown = sorted({str(v) for r in rows for v in (r[label_column] if multilabel else [r[label_column]])} - set(index))
     if unknown:
         raise DataError(f"{data.name}: labels {unknown[:5]} are not in the model's label space")
-    scores = predict_scores(model, data, rows, label_column, names, batch_size)
+    scores = predict_scores(model, data, rows, label_column, names, batch_size, progress)
     if multilabel:
         targets = np.zeros((len(rows), len(names)), dtype=np.int64)
         for i, r in enumerate(rows):

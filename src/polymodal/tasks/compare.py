@@ -2,7 +2,8 @@
 
 ``datas`` pairs with ``tasks`` one to one, or a single dataset serves every task. With
 exactly two models, each column also gets a paired bootstrap of the difference, computed
-on the very same samples (both results keep their per-sample statistics).
+on the very same samples (both results keep their per-sample statistics); with three or
+more, each column's best model is tested against every other, Holm-corrected.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from polymodal.errors import DataError
 from polymodal.metrics import DEFAULT_BOOTSTRAP, PairedTest, paired_bootstrap
 from polymodal.report import Leaderboard, Report
+from polymodal.report.leaderboard import BestTest
 from polymodal.tasks.cache import EmbeddingCache
 from polymodal.tasks.data import as_eval_data
 from polymodal.tasks.evaluate import evaluate, load_model
@@ -54,6 +56,56 @@ def paired_tests(a: list[TaskResult], b: list[TaskResult], columns: dict[tuple[i
     return tests
 
 
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment (family-wise error), in the input order.
+
+    Sorted ascending, the i-th of m p-values (from 0) becomes ``(m - i) * p``, made
+    non-decreasing along the sorted order and capped at 1.
+    """
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def _leader(cells: dict[str, dict[str, Any]], models: list[str], column: str) -> str | None:
+    """The best model of ``column`` (the first of a tie)."""
+    entries = [(m, cells[m][column]) for m in models if column in cells.get(m, {})]
+    if not entries:
+        return None
+    sign = 1.0 if entries[0][1].higher_is_better else -1.0
+    return max(entries, key=lambda e: sign * e[1].value)[0]
+
+
+def tests_against_best(
+    results: dict[str, list[TaskResult]], names: list[str], columns: dict[tuple[int, str], str],
+    cells: dict[str, dict[str, Any]], n_boot: int, seed: int,
+) -> dict[str, list[BestTest]]:
+    """Per column: the best model against every other, paired on the same samples, with the
+    p-values Holm-adjusted over that column's comparisons (the family is one metric's k - 1
+    tests; the best is picked from the same data, which the correction does not undo)."""
+    out: dict[str, list[BestTest]] = {}
+    for key, column in columns.items():
+        best = _leader(cells, names, column)
+        if best is None:
+            continue
+        tests = []
+        for other in names:
+            if other == best:
+                continue
+            test = paired_tests(results[best], results[other], {key: column}, n_boot, seed).get(column)
+            if test is not None:
+                tests.append((other, test))
+        adjusted = holm([t.p_value for _, t in tests])
+        if tests:
+            out[column] = [BestTest(best, other, t, p) for (other, t), p in zip(tests, adjusted, strict=True)]
+    return out
+
+
 def compare(
     models: list[Any],
     tasks: list[str],
@@ -89,7 +141,9 @@ def compare(
         for name in names
     }
     paired = paired_tests(results[names[0]], results[names[1]], columns, bootstrap, seed) if len(names) == 2 else {}
-    board = Leaderboard(models=names, columns=list(columns.values()), cells=cells, paired=paired, results=results)
+    versus = tests_against_best(results, names, columns, cells, bootstrap, seed) if len(names) > 2 else {}
+    board = Leaderboard(models=names, columns=list(columns.values()), cells=cells, paired=paired, results=results,
+                        versus_best=versus)
     if out_dir is not None:
         write_comparison(board, Path(out_dir), title)
     return board

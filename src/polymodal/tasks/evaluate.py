@@ -9,7 +9,7 @@ from typing import Any
 from polymodal.errors import ModelError
 from polymodal.tasks.cache import EmbeddingCache
 from polymodal.tasks.data import as_eval_data
-from polymodal.tasks.registry import get_task
+from polymodal.tasks.registry import check_fits, get_task
 from polymodal.tasks.result import TaskResult
 
 
@@ -41,6 +41,7 @@ def evaluate(
     ``bootstrap`` sets the number of resamples for the 95% intervals (0: none)."""
     spec = get_task(task)
     model, name = load_model(model_or_path)
+    check_fits(spec, model, name)
     if cache is True or cache is None:
         cache = EmbeddingCache()
     elif cache is False:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from polymodal.errors import PolymodalError
+from polymodal.errors import ModelError, PolymodalError
 from polymodal.tasks.result import TaskResult
 
 # run(model, data: EvalData, split, **opts) -> TaskResult
@@ -15,6 +15,10 @@ TaskRunner = Callable[..., TaskResult]
 
 class TaskError(PolymodalError):
     """An unknown task, or a task that cannot run on this model or data."""
+
+
+class TaskModelError(TaskError, ModelError):
+    """A task whose needs the model does not meet (a ``ModelError`` too)."""
 
 
 @dataclass(frozen=True)
@@ -72,11 +76,56 @@ def get_task(name: str) -> Task:
     return _TASKS[name]
 
 
+def _has_head(model: Any) -> bool:
+    heads = getattr(model, "heads", None)
+    if heads is not None:
+        return len(heads) > 0
+    # duck-typed classifiers (forward -> logits, no ``heads``) are not embedding models
+    return not callable(getattr(model, "encode", None))
+
+
+def _meets(task: Task, model: Any) -> bool:
+    if task.needs == "logits":
+        return _has_head(model)
+    if task.needs == "encode":
+        return callable(getattr(model, "encode", None))
+    return True
+
+
+def why_not(task: Task, model: Any) -> str | None:
+    """Why ``task`` cannot run on ``model`` (None when it can, or when only running it can tell).
+
+    Only a head is checked up front: an embedding model has none, and would otherwise fail
+    deep inside the task. ``encode`` tasks stay duck-typed (a custom task may need less).
+    """
+    if task.needs == "logits" and not _has_head(model):
+        return f"has no {task.name} head"
+    return None
+
+
+def tasks_for(model: Any) -> list[str]:
+    """The registered tasks whose needs ``model`` meets."""
+    return [t.name for t in list_tasks() if _meets(t, model)]
+
+
+def check_fits(task: Task, model: Any, name: str | None = None) -> None:
+    """Raise :class:`TaskModelError` naming the tasks that fit when ``task`` cannot run on ``model``."""
+    reason = why_not(task, model)
+    if reason is None:
+        return
+    label = f"{name} ({type(model).__name__})" if name else f"this model ({type(model).__name__})"
+    fits = tasks_for(model)
+    hint = f"; tasks that fit: {', '.join(fits)}" if fits else ""
+    extra = " (fine-tune a classifier to get one: `model.kind: classifier`, see examples/)" if task.needs == "logits" else ""
+    raise TaskModelError(f"{label} {reason}, so the {task.name!r} task cannot run on it{hint}{extra}")
+
+
 def run_task(name: str, model: Any, data: Any, split: str = "test", **opts: Any) -> TaskResult:
     """Run a registered task on a loaded model and an :class:`EvalData` (or manifest path)."""
     from polymodal.tasks.data import as_eval_data
 
     task = get_task(name)
+    check_fits(task, model)
     result = task.run(model, as_eval_data(data), split, **opts)
     result.split = split
     return result

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -167,13 +166,25 @@ def write_manifest(
 
 @contextmanager
 def progress(total: int, description: str) -> Iterator[Callable[[int], None]]:
-    """Yield ``advance(k)``; draws a rich progress bar only when stderr is a terminal."""
-    if not sys.stderr.isatty() or total < 200:
+    """Yield ``advance(k)``: a rich bar on a terminal, plain periodic lines in a log file
+    (``polymodal.progress``); nothing for small jobs (under 200 items)."""
+    if total < 200:
 
         def skip(k: int = 1) -> None:
             return None
 
         yield skip
+        return
+    from polymodal.progress import PlainProgress, on_terminal
+
+    if not on_terminal():
+        plain = PlainProgress(description, total)
+
+        def write(k: int = 1) -> None:
+            plain.advance(k)
+
+        yield write
+        plain.finish()
         return
     from rich.console import Console
     from rich.progress import Progress
