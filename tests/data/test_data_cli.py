@@ -65,7 +65,7 @@ def test_validate_all_good_exit_0_and_root_option(tmp_path: Path) -> None:
             "bad.jsonl:2: malformed JSON line",
         ),
         ("bad.csv", b"id,split,text\na,train,hello\nb,train\n", "bad.csv:3: expected 3 columns"),
-        ("nohead.csv", b"split,text\ntrain,hello\n", "nohead.csv:1: CSV header has no 'id' column"),
+        ("dupes.csv", b"id,text,text\na,hello,there\n", "dupes.csv:1: CSV header repeats column(s) text"),
         ("missing.jsonl", None, "missing.jsonl: manifest not found"),
     ],
 )
@@ -79,6 +79,17 @@ def test_unreadable_manifest_exit_2_names_file_and_line(
         assert result.exit_code == 2
         assert message in " ".join(result.output.split())
         assert "Traceback" not in result.output
+
+
+def test_a_csv_without_an_id_column_is_numbered_by_line(tmp_path: Path) -> None:
+    # a spreadsheet export (body,topic) has no ids: its line numbers are the ids, not an error
+    from polymodal.data.sources import load_manifest
+
+    (tmp_path / "topics.csv").write_text("body,topic\nthe match,sport\n\nthe soup,cooking\n")
+    rows = load_manifest(tmp_path / "topics.csv").rows
+    assert [(r["id"], r["body"]) for r in rows] == [("2", "the match"), ("4", "the soup")]
+    result = _invoke("data", "validate", str(tmp_path / "topics.csv"), "--column", "text=body")
+    assert result.exit_code == 0, result.output
 
 
 def test_stats_counts(tmp_path: Path) -> None:

@@ -173,3 +173,24 @@ def progress_updates(verb: str) -> Iterator[Callable[[str, int, int], None]]:
             progress.update(bars[name], completed=done, total=total)
 
         yield update
+
+
+COLUMN_HELP = ("Read a modality or a label from another column, as data.columns does in a run "
+               "(image=filepath, text=body, label=topic); repeatable.")
+
+
+def column_option() -> Any:
+    return typer.Option([], "--column", metavar="KEY=COLUMN", show_default=False, help=COLUMN_HELP)
+
+
+def column_pairs(pairs: list[str]) -> dict[str, str]:
+    """``--column KEY=COLUMN`` pairs -> a ``data.columns`` mapping (``image=filepath``, ``label=topic``)."""
+    from polymodal.errors import DataError
+
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, column = pair.partition("=")
+        if not sep or not key.strip() or not column.strip():
+            raise DataError(f"--column {pair!r}: expected KEY=COLUMN, e.g. image=filepath or label=topic")
+        out[key.strip()] = column.strip()
+    return out

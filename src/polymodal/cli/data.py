@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from polymodal.cli.common import console, err_console, is_tty, user_errors
+from polymodal.cli.common import column_option, column_pairs, console, err_console, is_tty, user_errors
 
 data_app = typer.Typer(help="Make, validate and inspect datasets.", no_args_is_help=True)
 
@@ -46,18 +46,6 @@ def _progress_validate(manifest: Any, label_sets: dict[str, list[str]] | None, o
         return validate_rows(manifest, label_sets=label_sets, options=options, progress=advance)
 
 
-def _columns(pairs: list[str]) -> dict[str, str]:
-    """``--column KEY=COLUMN`` pairs -> ``data.columns`` (``image=filepath``, ``label=topic``)."""
-    from polymodal.errors import DataError
-
-    out: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, column = pair.partition("=")
-        if not sep or not key.strip() or not column.strip():
-            raise DataError(f"--column {pair!r}: expected KEY=COLUMN, e.g. image=filepath or label=topic")
-        out[key.strip()] = column.strip()
-    return out
-
 
 @data_app.command("validate")
 def validate(
@@ -72,11 +60,7 @@ def validate(
         "--labels",
         help='JSON {"column": [names]} of allowed labels (default: labels.json beside the manifest).',
     ),
-    column: list[str] = typer.Option(
-        [], "--column", metavar="KEY=COLUMN",
-        help="Read a modality or a label from another column, as data.columns does in a run "
-             "(image=filepath, label=topic); repeatable.",
-    ),
+    column: list[str] = column_option(),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Check every row. Exit 0 when all are valid, 1 when any is not, 2 when the manifest is unreadable
@@ -86,7 +70,7 @@ def validate(
     from polymodal.data.validate import find_label_sets, load_label_sets
 
     with user_errors():
-        options = DataConfig(columns=_columns(column))
+        options = DataConfig(columns=column_pairs(column))
         manifest = load_manifest(manifest_path, root)
         label_sets = load_label_sets(labels) if labels else find_label_sets(manifest)
         report = _progress_validate(manifest, label_sets, options)

@@ -9,6 +9,8 @@ import typer
 
 from polymodal.cli.common import (
     check_model_name,
+    column_option,
+    column_pairs,
     console,
     progress_updates,
     remote_code,
@@ -83,6 +85,7 @@ def register(app: typer.Typer) -> None:
         bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals."),
         no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
         root: Path | None = typer.Option(None, "--root", help=ROOT_HELP),
+        column: list[str] = column_option(),
         trust_remote_code: bool = trust_option(),
         revision: str | None = revision_option(),
     ) -> None:
@@ -99,7 +102,8 @@ def register(app: typer.Typer) -> None:
                 opts["label_column"] = label_column
             get_task(task)
             with progress_updates("encoding") as progress:
-                result = evaluate(model, task, _with_root(data, root), split, cache=not no_cache, bootstrap=bootstrap, progress=progress, **opts)
+                result = evaluate(model, task, _with_root(data, root), split, cache=not no_cache, bootstrap=bootstrap,
+                                  columns=column_pairs(column), progress=progress, **opts)
             path = write_result(result, out or result_path(model, task, result.data, split))
             page = _refresh_run_report(model, path)
         if as_json:
@@ -118,6 +122,7 @@ def register(app: typer.Typer) -> None:
         bootstrap: int = typer.Option(1000, "--bootstrap", min=0),
         no_cache: bool = typer.Option(False, "--no-cache"),
         root: Path | None = typer.Option(None, "--root", help=ROOT_HELP),
+        column: list[str] = column_option(),
         trust_remote_code: bool = trust_option(),
         revision: str | None = revision_option(),
     ) -> None:
@@ -129,7 +134,7 @@ def register(app: typer.Typer) -> None:
         with user_errors(), remote_code(trust_remote_code, revision), progress_updates("encoding") as progress:
             board = compare(
                 list(models), list(task), [_with_root(d, root) for d in data], out, split=split, bootstrap=bootstrap, cache=not no_cache,
-                progress=progress,
+                columns=column_pairs(column), progress=progress,
             )
         typer.echo(board.to_markdown())  # plain text: rich would read "[...]" intervals as markup
         console.print(f"wrote {out}/leaderboard.md, leaderboard.csv, leaderboard.json, leaderboard.html, report.html")

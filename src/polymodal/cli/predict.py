@@ -11,19 +11,10 @@ from pathlib import Path
 
 import typer
 
-from polymodal.cli.common import console, err_console, fail, user_errors
+from polymodal.cli.common import column_option, column_pairs, console, err_console, fail, user_errors
 
 LOG_EVERY_S = 30.0  # progress lines when stderr is a log file, not a terminal
 
-
-def _columns(pairs: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for pair in pairs:
-        modality, sep, column = pair.partition("=")
-        if not sep or not modality.strip() or not column.strip():
-            fail(f"--column expects MODALITY=COLUMN (e.g. --column text=question), got {pair!r}")
-        out[modality.strip()] = column.strip()
-    return out
 
 
 @contextmanager
@@ -66,9 +57,7 @@ def predict_command(
              "a shell glob); a .txt file holds one text per line for a text model."),
     out: Path | None = typer.Option(None, "--out", help="CSV to write (default: the CSV on stdout)."),
     split: str | None = typer.Option(None, "--split", help="Only rows of this split (manifests, class folders)."),
-    column: list[str] = typer.Option([], "--column", show_default=False, metavar="MODALITY=COLUMN",
-                                     help="MODALITY=COLUMN: read a modality from another manifest column, "
-                                          "e.g. text=question (repeatable)."),
+    column: list[str] = column_option(),
     root: Path | None = typer.Option(None, "--root", help="Folder manifest paths resolve in and must stay "
                                                            "inside (default: the manifest's folder)."),
     top_k: int | None = typer.Option(None, "--top-k", min=1,
@@ -84,7 +73,7 @@ def predict_command(
     sources = [*data, *(str(f) for f in files or [])]
     if not sources:
         fail("give the inputs with --data: a manifest, a class-folder tree, a folder of files or files")
-    columns = _columns(column)
+    columns = column_pairs(column)
     with user_errors(), _progress() as (on_total, on_progress):
         summary = predict_to_csv(model, sources, out if out is not None else sys.stdout, split=split,
                                  columns=columns, root=root, top_k=top_k, threshold=threshold,

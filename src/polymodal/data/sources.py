@@ -141,8 +141,8 @@ def _read_csv(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
         except csv.Error as exc:
             raise DataError(f"{path}:1: malformed CSV header ({exc})") from None
         header = [h.strip() for h in header]
-        if "id" not in header:
-            raise DataError(f"{path}:1: CSV header has no 'id' column (columns: {', '.join(header)})")
+        # a spreadsheet export rarely has ids: its line numbers are stable ids while the file is unchanged
+        numbered = "id" not in header
         dupes = [h for h, c in Counter(header).items() if c > 1]
         if dupes:
             raise DataError(f"{path}:1: CSV header repeats column(s) {', '.join(dupes)}")
@@ -162,6 +162,8 @@ def _read_csv(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
                 )
             # an empty cell means "absent", like a missing key in JSONL
             row = {h: _csv_cell(c) for h, c in zip(header, cells, strict=True) if c.strip() != ""}
+            if numbered:
+                row = {"id": str(reader.line_num), **row}
             rows.append(row)
             lines.append(reader.line_num)
     return rows, lines

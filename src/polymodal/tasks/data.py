@@ -35,6 +35,15 @@ class EvalData:
             raise DataError(f"{self.name}: no rows in split {split!r} (splits present: {', '.join(splits)})")
         return rows
 
+    def with_columns(self, columns: dict[str, str]) -> EvalData:
+        """This data with ``columns`` (``data.columns``: key -> the column that holds it) applied:
+        each row also carries its ``topic`` value under ``label``, its ``body`` under ``text``."""
+        mapping = {k: v for k, v in columns.items() if k != v}
+        if not mapping:
+            return self
+        rows = [{**r, **{k: r[v] for k, v in mapping.items() if v in r}} for r in self.rows]
+        return EvalData(rows=rows, root=self.root, name=self.name, path=self.path)
+
     def has_split(self, split: str) -> bool:
         return any(r.get("split") == split for r in self.rows)
 

@@ -35,10 +35,13 @@ def evaluate(
     *,
     cache: EmbeddingCache | bool | None = True,
     bootstrap: int | None = None,
+    columns: dict[str, str] | None = None,
     **opts: Any,
 ) -> TaskResult:
     """Run one registered task. ``cache=True`` uses the default on-disk embedding cache;
-    ``bootstrap`` sets the number of resamples for the 95% intervals (0: none)."""
+    ``bootstrap`` sets the number of resamples for the 95% intervals (0: none). ``columns``
+    maps a key to the data column holding it (``{"label": "topic"}``); a trained model's own
+    mapping (its run's ``data.columns``) applies where ``columns`` says nothing."""
     spec = get_task(task)
     model, name = load_model(model_or_path)
     check_fits(spec, model, name)
@@ -48,7 +51,8 @@ def evaluate(
         cache = EmbeddingCache(enabled=False)
     if bootstrap is not None:
         opts["n_boot"] = bootstrap
-    result = spec.run(model, as_eval_data(data), split, cache=cache, **opts)
+    mapping = {**(getattr(model, "input_columns", None) or {}), **(columns or {})}
+    result = spec.run(model, as_eval_data(data).with_columns(mapping), split, cache=cache, **opts)
     result.model = name
     result.split = split
     return result
