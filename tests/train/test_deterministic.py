@@ -82,3 +82,33 @@ def test_the_switch_is_on_for_the_whole_run_and_restored_after(tmp_path: Path) -
         assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none here)")
+def test_on_cuda_two_deterministic_runs_are_bitwise_equal(tmp_path: Path) -> None:
+    # each run in a fresh process: cuBLAS reads CUBLAS_WORKSPACE_CONFIG once, when CUDA starts
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+    from safetensors.torch import load_file
+
+    from polymodal.data.builtin import make_dataset
+
+    manifest = make_dataset("shapes", tmp_path / "shapes", n=48)
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": {"preset": "tiny-dual", "kind": "dual"},
+        "data": {"manifest": str(manifest), "batch_size": 8, "image": {"size": 64}},
+        "train": {"epochs": 1, "progress": False, "mixed_precision": "no", "deterministic": True},
+    }))
+    env = {k: v for k, v in os.environ.items() if k != "CUBLAS_WORKSPACE_CONFIG"}
+    weights = []
+    for name in ("a", "b"):
+        proc = subprocess.run([sys.executable, "-m", "polymodal.cli.main", "train", str(config),
+                               "--out", str(tmp_path / name)], env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        weights.append(load_file(str(tmp_path / name / "model" / "model.safetensors")))
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
