@@ -298,7 +298,16 @@ class TrainConfig(_Strict):
     early_stopping_mode: Literal["max", "min"] = "max"
     patience: int | None = Field(None, ge=1)
     min_delta: float = Field(0.0, ge=0)
+    # a step whose loss or gradients are not finite: skip it (log its sample ids) or halt
     on_nan: Literal["skip", "halt"] = "skip"
+    # skipping has a floor: halt (with a checkpoint) after this many skipped steps in a row
+    # (weights wrecked, e.g. by a too-high lr), or once skipped steps exceed this fraction of the
+    # run's steps (one is always tolerated); null turns a limit off
+    nan_max_consecutive: int | None = Field(5, ge=1)
+    nan_max_fraction: float | None = Field(0.05, gt=0.0, le=1.0)
+    # torch.use_deterministic_algorithms(True) for the run: an op without a deterministic
+    # implementation fails the run instead of silently varying (GPU runs: CUBLAS_WORKSPACE_CONFIG set)
+    deterministic: bool = False
     progress: bool = True
 
 

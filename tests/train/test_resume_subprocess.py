@@ -140,7 +140,10 @@ def test_resume_refuses_another_dataset_unless_forced(shapes, reference, tmp_pat
     out = tmp_path / "run"
     _killed(shapes, out, "5:0")
     other = _run(shapes, out, "--resume", "--set=data.limit=80")
-    assert other.returncode == 2 and "data config differs" in other.stderr
+    assert other.returncode == 2, other.stderr[-3000:]
+    # every changed setting named with its old and new value (the rows follow from the limit)
+    assert "data.limit: " in other.stderr and "-> 80" in other.stderr
+    assert "data.rows: the train/val rows differ" in other.stderr and "--force" in other.stderr
     assert "Traceback" not in other.stderr
 
 

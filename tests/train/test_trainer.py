@@ -78,7 +78,7 @@ def test_resume_refuses_other_data_unless_forced(tmp_path):
     path = ckpt.latest_complete(tr.ckpt_dir)
     other = _trainer(tmp_path, "other", epochs=2)
     other.fingerprint = {"data": "changed", "model": "m"}
-    with pytest.raises(TrainingError, match="data config differs"):
+    with pytest.raises(TrainingError, match=r'settings differ .*data: "d" -> "changed".*--force'):
         other.fit(resume_path=path)
     other.fit(resume_path=path, force=True)
 

@@ -157,8 +157,9 @@ def register(app: typer.Typer) -> None:
         out: Path | None = typer.Option(None, "--out", help="Run directory (default runs/<config name>)."),
         resume: bool = typer.Option(False, "--resume", help="Continue from the newest complete checkpoint."),
         force: bool = typer.Option(False, "--force",
-                                   help="Start over in a run dir with checkpoints, or resume despite a "
-                                        "changed dataset/model config."),
+                                   help="Start over in a run dir with checkpoints, or, with --resume, apply "
+                                        "settings that differ from the checkpoint's from the resumed step "
+                                        "on (recorded in metrics.jsonl and config.yaml)."),
         trust_remote_code: bool = typer.Option(
             False, "--trust-remote-code",
             help="Let the own Python code of the model folders this run loads (model.preset, a distillation "

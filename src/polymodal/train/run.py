@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import shutil
@@ -17,18 +16,15 @@ from polymodal.config import RunConfig, dump_config
 from polymodal.errors import TrainingError
 from polymodal.runtime.precision import PrecisionDecision, decide_precision
 from polymodal.train import checkpoint as ckpt
+from polymodal.train.resume import trajectory_settings
 from polymodal.train.strategies import StrategyReport, apply_strategy, find_towers, merge_lora, save_adapters
-from polymodal.train.trainer import DataSplit, Trainer, TrainResult
+from polymodal.train.trainer import DataSplit, Trainer, TrainResult, deterministic_algorithms
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _digest(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def fp32_reason(model: torch.nn.Module) -> str | None:
@@ -96,8 +92,8 @@ class RunParts:
     label_columns: list[str]
     train: DataSplit
     val: DataSplit | None
-    # digests of the data rows and model config: a resume must see the same ones
-    fingerprint: dict[str, str]
+    # every setting that changes what the run computes (train/resume.py): a resume must match it
+    fingerprint: dict[str, Any]
     label_spaces: dict[str, list[str]]
     precision: PrecisionDecision
 
@@ -178,10 +174,7 @@ def build_parts(cfg: RunConfig, run_dir: Path) -> RunParts:
                                  features=features, quarantine=quarantine)
     val_ds = MultimodalDataset(val_rows, manifest.root, modalities, label_spaces, dc, augment=False,
                                seed=cfg.train.seed, features=features, quarantine=quarantine)
-    fingerprint = {
-        "data": _digest([train_rows, val_rows]),
-        "model": _digest(cfg.model.model_dump(mode="json")),
-    }
+    fingerprint = trajectory_settings(cfg, [train_rows, val_rows], precision.mixed_precision)
     return RunParts(
         model=model, objective=objective, strategy=strategy, label_columns=label_columns,
         train=DataSplit(train_ds, collate, dc.num_workers),
@@ -238,9 +231,15 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False, force: bool
         state.wait_for_everyone()
     if state.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
-        dump_config(cfg, run_dir / "config.yaml")
+        # a resume writes config.yaml only once the checkpoint accepts it (Trainer.resume_from),
+        # with the history of changed settings on top: a refused one leaves the file as it was
+        if resume_path is None:
+            dump_config(cfg, run_dir / "config.yaml")
     state.wait_for_everyone()
-    parts = build_parts(cfg, run_dir)
+    # from before any CUDA work (the frozen-feature cache runs in build_parts): cuBLAS reads its
+    # workspace setting once
+    with deterministic_algorithms(cfg.train.deterministic):
+        parts = build_parts(cfg, run_dir)
     precision = parts.precision
     accelerator = make_accelerator(cfg, precision)
     if accelerator.is_main_process:

@@ -15,6 +15,7 @@ are restored, the replay is bit for bit what the first attempt computed.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import time
@@ -32,6 +33,7 @@ from polymodal.models.towers import move
 from polymodal.runtime.precision import PrecisionDecision
 from polymodal.train import checkpoint as ckpt
 from polymodal.train import order
+from polymodal.train import resume as resume_rules
 from polymodal.train.callbacks import EarlyStopping, MetricsLog
 from polymodal.train.evaluation import evaluate
 from polymodal.train.optim import build_optimizer, build_scheduler
@@ -80,6 +82,33 @@ def _objective_state(objective: Any) -> dict[str, torch.Tensor]:
     return {k: p.detach() for k, p in objective.named_parameters() if p.requires_grad}
 
 
+@contextlib.contextmanager
+def deterministic_algorithms(enabled: bool) -> Iterator[None]:
+    """``train.deterministic``: PyTorch's deterministic algorithms while the block runs, then the
+    caller's settings back. An op with no deterministic implementation raises (never warn-only):
+    the run fails loudly with a ``TrainingError`` naming it instead of silently varying."""
+    if not enabled:
+        yield
+        return
+    if torch.cuda.is_available():  # cuBLAS needs a fixed workspace for reproducible matmuls
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    cudnn = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+    try:
+        yield
+    except RuntimeError as exc:
+        if "use_deterministic_algorithms" not in str(exc):
+            raise
+        first = str(exc).strip().splitlines()[0]
+        raise TrainingError(f"train.deterministic: {first} -- this model uses an op with no deterministic "
+                            "implementation here; set train.deterministic: false to run it") from exc
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn
+
+
 def _fault_point() -> tuple[int, int] | None:
     """Test-only fault injection (``POLYMODAL_FAULT=STEP:MICRO``): SIGKILL ourselves right after
     micro-step MICRO of optimizer step STEP. It lets the resume tests kill at an exact point."""
@@ -95,7 +124,7 @@ class Trainer:
 
     def __init__(self, cfg: RunConfig, model: torch.nn.Module, objective: Callable[[Any, Any], Any],
                  train_data: DataSplit, val_data: DataSplit | None, run_dir: str | Path,
-                 strategy: StrategyReport, fingerprint: dict[str, str], label_columns: list[str],
+                 strategy: StrategyReport, fingerprint: dict[str, Any], label_columns: list[str],
                  accelerator: Any, export: Callable[[torch.nn.Module, Path], None] | None = None,
                  precision: PrecisionDecision | None = None) -> None:
         self.cfg, self.tc = cfg, cfg.train
@@ -119,8 +148,11 @@ class Trainer:
         if n_batches == 0:
             raise TrainingError(f"the train split has {len(train_data.dataset)} rows, fewer than one batch of {bs}")
         self.steps_per_epoch = -(-n_batches // self.tc.grad_accum)
-        total = self.steps_per_epoch * self.tc.epochs
-        self.total_steps = min(total, self.tc.max_steps) if self.tc.max_steps else total
+        self.epoch = self.step_in_epoch = self.global_step = self.samples = 0
+        # rows of the current epoch's order consumed before its step 0 (non-zero only after a
+        # forced resume with another batch size: the epoch goes on from the same row)
+        self._epoch_offset = 0
+        self.total_steps = self._planned_total()
         self.objective_params = _objective_params(objective, model)
         self.optimizer = build_optimizer(model, self.tc, self.objective_params)
         self.scheduler = build_scheduler(self.optimizer, self.tc, self.total_steps)
@@ -130,9 +162,9 @@ class Trainer:
         mode = self.tc.early_stopping_mode if self.tc.early_stopping_metric else "min"
         self.early = EarlyStopping(metric, mode, self.tc.patience, self.tc.min_delta)
         self.log = MetricsLog(self.run_dir, enabled=self.main)
-        self.epoch = self.step_in_epoch = self.global_step = self.samples = 0
         self.best_path: Path | None = None
         self.skipped_ids: list[str] = []
+        self.skipped_steps = self.consecutive_skips = 0
         self._term = False
         self.last_val: dict[str, float] = {}
         self.last_saved_step = -1
@@ -144,6 +176,17 @@ class Trainer:
             self._lengths = order.text_lengths(train_data.dataset, column)
             if self._lengths is None:
                 raise TrainingError(f"data.length_bucketing needs text: the train rows have no {column!r} column")
+
+    def _planned_total(self) -> int:
+        """Optimizer steps of the whole run: those left in this epoch from its position, then whole epochs."""
+        if self.epoch >= self.tc.epochs:
+            return self.global_step
+        bs = self.cfg.data.batch_size
+        rows_left = max(len(self.train_data.dataset) - self._epoch_offset, 0)
+        in_epoch = -(-(rows_left // bs) // self.tc.grad_accum)
+        total = self.global_step + max(in_epoch - self.step_in_epoch, 0) + \
+            self.steps_per_epoch * (self.tc.epochs - self.epoch - 1)
+        return min(total, self.tc.max_steps) if self.tc.max_steps else total
 
     # ------------------------------------------------------------ state
     def _state(self) -> dict[str, Any]:
@@ -159,6 +202,8 @@ class Trainer:
             "trainer": {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
                         "global_step": self.global_step, "samples": self.samples,
                         "early": self.early.state_dict(), "skipped_ids": self.skipped_ids,
+                        "skipped_steps": self.skipped_steps, "consecutive_skips": self.consecutive_skips,
+                        "epoch_offset": self._epoch_offset, "total_steps": self.total_steps,
                         "best_path": self.best_path.name if self.best_path else None,
                         "last_val": self.last_val, "world": self.world},
             "optimizer": self.optimizer.state_dict(),
@@ -181,26 +226,56 @@ class Trainer:
         return path
 
     def resume_from(self, path: Path, force: bool) -> None:
-        state = ckpt.load_checkpoint(path, self.acc.unwrap_model(self.model))
+        try:
+            state = ckpt.load_checkpoint(path, self.acc.unwrap_model(self.model))
+        except TrainingError as err:  # weights that do not fit: say which settings changed, if any
+            changes = resume_rules.compare(resume_rules.read_settings(path) or {}, self.fingerprint)
+            if not changes:
+                raise
+            raise TrainingError(f"cannot resume from {path}: {resume_rules.describe(changes)}; {err}") from None
+        t = state["trainer"]
         saved = state.get("fingerprint", {})
-        diffs = [k for k in ("data", "model") if saved.get(k) != self.fingerprint.get(k)]
-        if diffs and not force:
+        changes = resume_rules.compare(saved, self.fingerprint)
+        honest = resume_rules.honest_length_keys(changes, self.tc, t.get("total_steps"), self.total_steps,
+                                                 t["global_step"])
+        refused = {k: v for k, v in changes.items() if k not in honest}
+        if refused and not force:
             raise TrainingError(
-                f"cannot resume from {path}: the {' and '.join(diffs)} config differs from the "
-                f"checkpoint's (pass --force to resume anyway)"
+                f"cannot resume from {path}: settings differ from the checkpoint's and would not be honoured: "
+                f"{resume_rules.describe(refused)}. Resume with the checkpoint's values, or pass --force to "
+                f"apply the new ones from step {t['global_step']} on (recorded in metrics.jsonl and config.yaml)"
             )
+        self.epoch, self.step_in_epoch = t["epoch"], t["step_in_epoch"]
+        self.global_step, self.samples = t["global_step"], t["samples"]
+        self._epoch_offset = int(t.get("epoch_offset", 0))
+        if resume_rules.moves_position(changes):
+            # another batch size / accumulation: go on from the same row of the epoch, not the same step
+            self._epoch_offset, self.step_in_epoch = resume_rules.rows_done(saved, t), 0
+        reset_optimizer = bool(refused) and resume_rules.changes_parameters(refused)
+        if changes:  # the new settings apply from here: the run's length and lr schedule follow them
+            self.total_steps = self._planned_total()
+            # on the bare optimizer, as in __init__ (Accelerate's wrapper forwards param_groups to it)
+            self.scheduler = build_scheduler(getattr(self.optimizer, "optimizer", self.optimizer), self.tc,
+                                             self.total_steps)
+        fresh = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
         if isinstance(self.objective, torch.nn.Module) and state.get("objective"):
             self.objective.load_state_dict(state["objective"], strict=False)
-        self.optimizer.load_state_dict(state["optimizer"])
+        if not reset_optimizer:
+            try:
+                self.optimizer.load_state_dict(state["optimizer"])
+            except (ValueError, KeyError) as exc:
+                raise TrainingError(f"cannot resume from {path}: its optimizer state does not fit the "
+                                    f"parameters this config trains ({exc})") from None
         self.scheduler.load_state_dict(state["scheduler"])
+        if changes:
+            resume_rules.apply_hyperparameters(self.optimizer, self.scheduler, fresh)
         scaler = getattr(self.acc, "scaler", None)
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
-        t = state["trainer"]
-        self.epoch, self.step_in_epoch = t["epoch"], t["step_in_epoch"]
-        self.global_step, self.samples = t["global_step"], t["samples"]
         self.early.load_state_dict(t["early"])
         self.skipped_ids = list(t["skipped_ids"])
+        self.skipped_steps = int(t.get("skipped_steps", 0))
+        self.consecutive_skips = int(t.get("consecutive_skips", 0))
         self.last_val = dict(t["last_val"])
         self.best_path = self.ckpt_dir / t["best_path"] if t["best_path"] else None
         rngs = state["rng"]
@@ -208,10 +283,20 @@ class Trainer:
         self.last_saved_step = self.global_step
         # the resumed epoch replays the saved order itself (robust to RNG changes across torch versions)
         saved_order = state.get("data_order")
-        if saved_order is not None and len(saved_order) == len(self.train_data.dataset):
+        if saved_order is not None and len(saved_order) == len(self.train_data.dataset) \
+                and "data.rows" not in changes:
             self._resume_order = (self.epoch, saved_order.tolist())
         self.log.truncate_after(self.global_step)
-        self.log.log("resume", self.global_step, {"checkpoint": path.name})
+        record: dict[str, Any] = {"checkpoint": path.name}
+        if changes:
+            record.update(changed={k: list(v) for k, v in changes.items()}, forced=bool(refused),
+                          optimizer_state="reset" if reset_optimizer else "restored", steps=self.total_steps)
+        self.log.log("resume", self.global_step, record)
+        if self.main:
+            how = "with --force" if refused else "(a longer or shorter run on the same schedule)"
+            entry = f"step {self.global_step}: resumed from {path.name} {how}: {resume_rules.describe(changes)}" \
+                if changes else None
+            resume_rules.write_config(self.run_dir / "config.yaml", self.cfg, entry)
 
     # ------------------------------------------------------------ data
     def _epoch_order(self, epoch: int) -> list[int]:
@@ -260,8 +345,9 @@ class Trainer:
         if value is None:
             raise TrainingError(f"early-stopping metric {self.early.metric!r} is not among {sorted(metrics)}")
         was_best = self.early.best
-        self.early.update(value, self.global_step)
-        if self.early.best != was_best or self.best_path is None:
+        # a non-finite value never becomes the best (it counts as an evaluation without improvement)
+        self.early.update(value if math.isfinite(value) else float("nan"), self.global_step)
+        if self.early.best != was_best:
             self.best_path = ckpt.step_dir(self.ckpt_dir, self.global_step)
             self.save()
         return metrics
@@ -299,8 +385,45 @@ class Trainer:
         else:
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
+            self.consecutive_skips = 0
+            self._check_weights()
         self.scheduler.step()
         return float(loss)
+
+    def _nonfinite_parameters(self) -> list[str]:
+        model = self.acc.unwrap_model(self.model)
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        if isinstance(self.objective, torch.nn.Module):
+            named += [(f"objective.{n}", p) for n, p in self.objective.named_parameters() if p.requires_grad]
+        if not named:
+            return []
+        # one host sync per step. A tensor's sum is finite whenever all its elements are (a NaN or
+        # inf element always makes it NaN/inf), and a sum reads the tensor once: several times
+        # cheaper than isfinite().all() on a CPU. Only a non-finite sum (or the rare overflow of
+        # huge finite weights) takes the exact per-element pass below, which names the tensors.
+        with torch.no_grad():
+            sums = torch.stack([p.detach().sum(dtype=torch.float32) for _, p in named])
+        if bool(torch.isfinite(sums).all()):
+            return []
+        return [n for n, p in named if not bool(torch.isfinite(p).all())]
+
+    def _check_weights(self) -> None:
+        """Non-finite weights after an applied step cannot be skipped away: halt without saving them.
+
+        Every checkpoint is taken after this check, so the newest complete one has finite weights.
+        """
+        bad = self._nonfinite_parameters()
+        if not bad:
+            return
+        step = self.global_step + 1
+        self.log.log("nan", step, {"policy": "halt", "weights": bad[:20]})
+        good = ckpt.latest_complete(self.ckpt_dir)
+        where = (f"the newest checkpoint, {good.name}, has finite weights: continue from it with, e.g., a lower "
+                 f"lr (--resume --force --set train.lr=...)" if good is not None else
+                 "no checkpoint was written before it: start over, e.g. with a lower train.lr")
+        raise TrainingError(f"non-finite weights after optimizer step {step} ({len(bad)} tensors, e.g. "
+                            f"{', '.join(bad[:3])}; train.lr={self.tc.lr} too high?); nothing was saved from "
+                            f"this state; {where}")
 
     def _on_nan(self, ids: list[str]) -> None:
         if self.world > 1:
@@ -308,19 +431,47 @@ class Trainer:
 
             ids = [i for part in gather_object([ids]) for i in part]
         step = self.global_step + 1
-        self.log.log("nan", step, {"policy": self.tc.on_nan, "ids": ids})
-        if self.tc.on_nan == "halt":
+        self.skipped_steps += 1
+        self.consecutive_skips += 1
+        self.log.log("nan", step, {"policy": self.tc.on_nan, "ids": ids, "skipped_steps": self.skipped_steps,
+                                   "consecutive": self.consecutive_skips})
+        self.skipped_ids += ids
+        why = self._skip_limit_reached()
+        if self.tc.on_nan == "halt" or why:
+            # saved at the boundary before this step (the weights of the last applied step, checked
+            # finite), with its counts undone: a resume runs this step again and counts it then
+            self.skipped_steps, self.consecutive_skips = self.skipped_steps - 1, self.consecutive_skips - 1
+            self.samples -= len(ids)
+            del self.skipped_ids[len(self.skipped_ids) - len(ids):]
             self.save()
             if self.main:
                 (self.run_dir / "nan_ids.json").write_text("\n".join(ids) + "\n", encoding="utf-8")
+            policy = why or "policy halt"
+            best = f"; the best checkpoint so far is {self.best_path.name}" if self.best_path else ""
             raise TrainingError(
-                f"non-finite loss or gradients at step {step} (policy halt); checkpoint written to "
-                f"{self.ckpt_dir}, sample ids in {self.run_dir / 'nan_ids.json'}: {ids[:8]}"
+                f"halted: non-finite loss or gradients at step {step} ({policy}); checkpoint written to "
+                f"{self.ckpt_dir}{best}; sample ids in {self.run_dir / 'nan_ids.json'}: {ids[:8]}"
             )
-        self.skipped_ids += ids
+
+    def _skip_limit_reached(self) -> str | None:
+        tc = self.tc
+        if tc.nan_max_consecutive is not None and self.consecutive_skips >= tc.nan_max_consecutive:
+            return (f"{self.consecutive_skips} steps in a row skipped, train.nan_max_consecutive="
+                    f"{tc.nan_max_consecutive}: the weights are likely wrecked (train.lr={tc.lr} too high?)")
+        if tc.nan_max_fraction is not None:
+            allowed = max(1, int(tc.nan_max_fraction * self.total_steps))
+            if self.skipped_steps > allowed:
+                return (f"{self.skipped_steps} of {self.total_steps} steps skipped, more than "
+                        f"train.nan_max_fraction={tc.nan_max_fraction} allows ({allowed}): bad samples (ids in the "
+                        f"nan events of metrics.jsonl) or wrecked weights (train.lr={tc.lr} too high?)")
+        return None
 
     # ------------------------------------------------------------ the loop
     def fit(self, resume_path: Path | None = None, force: bool = False) -> TrainResult:
+        with deterministic_algorithms(self.tc.deterministic):
+            return self._fit(resume_path, force)
+
+    def _fit(self, resume_path: Path | None, force: bool) -> TrainResult:
         if resume_path is not None:
             self.resume_from(resume_path, force)
         fault = _fault_point()
@@ -342,10 +493,13 @@ class Trainer:
                 set_epoch = getattr(self.train_data.dataset, "set_epoch", None)
                 if callable(set_epoch):  # per-sample augmentation streams derive from (seed, epoch, index)
                     set_epoch(self.epoch)
-                perm = self._epoch_order(self.epoch)
+                perm = self._epoch_order(self.epoch)[self._epoch_offset:]
                 batches = order.global_batches(perm, self.cfg.data.batch_size, drop_last=True)
                 groups = order.optimizer_steps([order.shard(b, self.rank, self.world) for b in batches],
                                                self.tc.grad_accum)
+                if self.step_in_epoch >= len(groups):  # nothing left of it (a forced resume moved past its end)
+                    self.epoch, self.step_in_epoch, self._epoch_offset = self.epoch + 1, 0, 0
+                    continue
                 remaining = [b for g in groups[self.step_in_epoch:] for b in g]
                 micro = iter(self._loader(self.train_data, remaining,
                                           order.epoch_seed(self.tc.seed, self.epoch)))
@@ -354,7 +508,7 @@ class Trainer:
                     self.step_in_epoch += 1
                     self.global_step += 1
                     if self.step_in_epoch == len(groups):
-                        self.epoch, self.step_in_epoch = self.epoch + 1, 0
+                        self.epoch, self.step_in_epoch, self._epoch_offset = self.epoch + 1, 0, 0
                     epoch_end = self.step_in_epoch == 0
                     stop = self._after_step(loss, epoch_end, t0, s0, bar)
                     if fault == (self.global_step, -1):
@@ -406,9 +560,18 @@ class Trainer:
 
     def _export(self) -> None:
         model = self.acc.unwrap_model(self.model)
+        if self.best_path is None and self.last_val:
+            raise TrainingError(
+                f"no evaluation gave a finite {self.early.metric} (last: {self.last_val.get(self.early.metric)}); "
+                f"model/ is not exported; the eval events in {self.log.path} show each value")
         if self.best_path is not None and self.best_path.is_dir() and \
                 self.best_path.name != ckpt.step_dir(self.ckpt_dir, self.global_step).name:
             ckpt.load_checkpoint(self.best_path, model)
+        # the last line of defence: a model with non-finite weights is never exported
+        bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if bad:
+            raise TrainingError(f"the model to export has non-finite weights ({', '.join(bad[:3])}); "
+                                "model/ is not exported")
         assert self.export is not None
         self.export(model, self.run_dir / "model")
 
