@@ -90,7 +90,7 @@ def test_clear_errors_not_tracebacks(run_dir: Path, tree: Path, tmp_path: Path) 
     proc = polymodal_cli("predict", str(run_dir), "--data", str(tmp_path / "missing.png"))
     assert proc.returncode == 2 and "missing.png: no such file" in proc.stderr
     proc = polymodal_cli("predict", str(run_dir), "--data", str(tree), "--column", "image")
-    assert proc.returncode == 2 and "--column expects MODALITY=COLUMN" in proc.stderr
+    assert proc.returncode == 2 and "--column 'image': expected KEY=COLUMN" in proc.stderr
 
 
 def test_help_names_the_inputs(run_dir: Path) -> None:

@@ -73,8 +73,8 @@ def predict_command(
     sources = [*data, *(str(f) for f in files or [])]
     if not sources:
         fail("give the inputs with --data: a manifest, a class-folder tree, a folder of files or files")
-    columns = column_pairs(column)
     with user_errors(), _progress() as (on_total, on_progress):
+        columns = column_pairs(column)
         summary = predict_to_csv(model, sources, out if out is not None else sys.stdout, split=split,
                                  columns=columns, root=root, top_k=top_k, threshold=threshold,
                                  batch_size=batch_size, on_total=on_total, on_progress=on_progress)
