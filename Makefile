@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,serve]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -33,7 +33,7 @@ pytest: install
 test: lint pytest
 
 bench: install
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,serve,bench]'
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
