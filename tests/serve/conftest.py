@@ -80,3 +80,9 @@ def server(tiny, shapes_index) -> Iterator[str]:  # type: ignore[no-untyped-def]
     with running(app) as url:
         wait_ready(url)
         yield url
+
+
+@pytest.fixture(scope="session")
+def serve_helpers() -> tuple[Any, Any]:
+    """(running, wait_ready) for tests that start their own server."""
+    return running, wait_ready

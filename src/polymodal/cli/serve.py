@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import typer
@@ -63,8 +64,17 @@ def serve_command(
             fail(str(exc))
     err_console.print(f"serving {model}{f' with {index} ({len(idx)} items)' if idx is not None else ''} "
                       f"on http://{host}:{port}/ (Ctrl-C to stop)", highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=drain_seconds,
-                server_header=False)
+    # uvicorn drains open requests on SIGTERM / Ctrl-C, then raises the signal again: it is
+    # handled here so a drained server exits 0 instead of dying of the signal (or a traceback)
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=drain_seconds,
+                    server_header=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    err_console.print("stopped", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
