@@ -200,6 +200,10 @@ def create_app(model: Any, *, index: Any = None, limits: Limits | None = None, m
     async def page() -> Response:
         return Response((static / "index.html").read_bytes(), media_type="text/html; charset=utf-8")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return Response(status_code=204)
+
     @app.get("/docs", include_in_schema=False)
     async def docs() -> Response:
         return Response((static / "docs.html").read_bytes(), media_type="text/html; charset=utf-8")
