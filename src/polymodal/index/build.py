@@ -98,33 +98,40 @@ def _distributed() -> Any | None:
     """accelerate's PartialState when launched with several processes, else None."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
+    import torch
     from accelerate import PartialState
 
-    return PartialState(cpu=os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true"))
+    state = PartialState(cpu=not torch.cuda.is_available())  # gloo between CPU processes, as train does
+    if state.num_processes <= 1:  # every process would write every chunk
+        raise DataError(f"launched as one of {os.environ['WORLD_SIZE']} processes, but accelerate set up a "
+                        "single one; launch with `accelerate launch --multi_gpu --num_processes N`")
+    return state
 
 
-def _prepare(out: Path, plan: dict[str, Any], overwrite: bool, is_main: bool) -> Path:
+def _check(out: Path, plan: dict[str, Any], overwrite: bool) -> None:
+    """Refuse what would be overwritten (every process checks, before any of them writes)."""
     build = out / "build"
-    if not is_main:
-        return build
     if (out / "info.json").exists() and not overwrite:
         raise DataError(f"{out}: an index is already there; pass --overwrite to rebuild it")
     if out.exists() and any(out.iterdir()) and not (out / "info.json").exists() and not (build / "plan.json").exists():
         raise DataError(f"{out}: folder exists and is not an index; pick a new --out")
     plan_file = build / "plan.json"
-    if plan_file.exists():
-        old = json.loads(plan_file.read_text(encoding="utf-8"))
-        if old != plan:
-            if not overwrite:
-                raise DataError(f"{out}: an unfinished build of other inputs (model, data or chunk size) is there; "
-                                "pass --overwrite to start again")
-            shutil.rmtree(build)
+    if plan_file.exists() and not overwrite and json.loads(plan_file.read_text(encoding="utf-8")) != plan:
+        raise DataError(f"{out}: an unfinished build of other inputs (model, data or chunk size) is there; "
+                        "pass --overwrite to start again")
+
+
+def _prepare(out: Path, plan: dict[str, Any], overwrite: bool) -> None:
+    """Make ``out/build`` ready for ``plan`` (the main process only)."""
+    build = out / "build"
+    plan_file = build / "plan.json"
+    if plan_file.exists() and json.loads(plan_file.read_text(encoding="utf-8")) != plan:
+        shutil.rmtree(build)  # _check allowed it: --overwrite
     if overwrite and (out / "info.json").exists():
         for name in ("info.json", "index.faiss", "items.jsonl"):
             (out / name).unlink(missing_ok=True)
     build.mkdir(parents=True, exist_ok=True)
     plan_file.write_text(json.dumps(plan, indent=1), encoding="utf-8")
-    return build
 
 
 def build_index(
@@ -159,9 +166,14 @@ def build_index(
     rank, world = (state.process_index, state.num_processes) if state is not None else (0, 1)
     items, modality, base = read_collection(data, modality, root)
     plan = _plan(model_name, modality, items, base, chunk_size)
-    build = _prepare(out, plan, overwrite, rank == 0)
+    _check(out, plan, overwrite)
     if state is not None:
-        state.wait_for_everyone()  # the main process has checked and made the folder
+        state.wait_for_everyone()  # every process has checked before the main one writes
+    if rank == 0:
+        _prepare(out, plan, overwrite)
+    if state is not None:
+        state.wait_for_everyone()
+    build = out / "build"
     n_chunks = (len(items) + chunk_size - 1) // chunk_size
     done = _done_chunks(build, n_chunks)
     mine = [k for k in range(n_chunks) if k % world == rank]
