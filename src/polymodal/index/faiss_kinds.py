@@ -1,9 +1,10 @@
 """Which FAISS index a collection gets, and building it.
 
-Exact search (``IndexFlatIP``) up to ``EXACT_MAX`` vectors: a flat scan of 100k x 512 floats
-takes a few ms and is always right. Above it HNSW (graph search, no training, recall@10
->= 0.95 at ``ef_search`` 64 on clustered embeddings, see benchmarks/serve); IVF (``ivf``)
-builds faster and smaller but needs a training pass and a tuned ``nprobe``. Vectors are
+Exact search (``IndexFlatIP``) up to ``EXACT_MAX`` vectors: always right, and a flat scan of
+100k x 384 floats took ~9 ms per query on one core here (benchmarks/serve/bench_index.py).
+Above it HNSW (graph search, no training; recall and latency per ``ef_search`` are measured by
+that script and recorded in benchmarks/RESULTS.md); IVF (``ivf``) builds faster and smaller
+but needs a training pass and a tuned ``nprobe``. Vectors are
 L2-normalised, so inner product is cosine similarity.
 """
 
