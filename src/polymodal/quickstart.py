@@ -63,6 +63,7 @@ class QuickstartResult:
     heldout_classes: list[str]
     metrics: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    serve_command: str = ""  # the line that serves the aligned model with an index of the images
 
 
 # ----------------------------------------------------------------------------- data
@@ -207,6 +208,7 @@ def run_quickstart(out_dir: str | Path, quick: bool = False, log: Log = print,
                    stage: Callable[[str], Any] | None = None) -> tuple[QuickstartResult, Any, Any]:
     """Run the whole main job into ``out_dir``; returns (result, before/after leaderboard, VQA result)."""
     import polymodal
+    from polymodal.serve.commands import serve_command
     from polymodal.tasks import compare, evaluate
     from polymodal.train import train
 
@@ -233,6 +235,7 @@ def run_quickstart(out_dir: str | Path, quick: bool = False, log: Log = print,
     views = derived_manifests(image_manifest, shapes_manifest, heldout)
     tasks, datas = eval_views(image_manifest, shapes_manifest, views, dataset)
     result = QuickstartResult(out_dir=out, dataset=dataset, heldout_classes=list(heldout))
+    result.serve_command = serve_command(out / "model", image_manifest, out / "index")
 
     step("before")
     align_cfg = align_config(views["align"], plan)

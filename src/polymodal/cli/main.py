@@ -25,7 +25,7 @@ app = typer.Typer(
 )
 
 # explicit, ordered list of command modules (no import-time magic)
-COMMAND_MODULES = ("data", "models", "train", "evaluate", "predict", "quickstart", "embed")
+COMMAND_MODULES = ("data", "models", "train", "evaluate", "predict", "quickstart", "embed", "index", "serve")
 
 
 def _version(value: bool) -> None:

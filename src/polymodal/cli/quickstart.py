@@ -42,6 +42,7 @@ def quickstart_command(
         times.add_row(*row)
     console.print(times)
     console.print(f"wrote {out / 'metrics.json'}, {out / 'report.html'} and the aligned model in {out / 'model'}")
+    console.print(f"search its images in a browser: {result.serve_command}", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
