@@ -38,11 +38,14 @@ def shapes_index(shapes_dir: Path, tiny, tmp_path_factory: pytest.TempPathFactor
 
 
 @contextmanager
-def running(app: Any) -> Iterator[str]:
-    """A real uvicorn server on a free loopback port, in a thread; yields its base URL."""
+def running(app: Any, limits: Any = None) -> Iterator[str]:
+    """A real uvicorn server on a free loopback port, in a thread, configured as `polymodal serve`
+    configures it; yields its base URL."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    from polymodal.serve.limits import Limits, server_config
+
+    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=0, limits=limits or Limits()))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

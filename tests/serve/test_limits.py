@@ -91,6 +91,21 @@ def test_full_queue_answers_503_with_retry_after(tiny, serve_helpers) -> None:
     assert busy.headers["retry-after"] == "1" and "queue full" in busy.json()["detail"]
 
 
+def test_connections_past_the_limit_get_503_before_they_are_read(tiny, serve_helpers) -> None:
+    # the tower queue has room for all 8; the HTTP server may hold only 3 at once: the rest are
+    # turned away at once instead of waiting in the server ahead of the queue
+    running, wait_ready = serve_helpers
+    limits = Limits(max_queue=64, batch_window_ms=1000, max_connections=3)
+    app = create_app(tiny, limits=limits, model_name="tiny-dual")
+    with running(app, limits) as url:
+        wait_ready(url)
+        with ThreadPoolExecutor(8) as pool:
+            replies = list(pool.map(lambda i: httpx.post(f"{url}/embed", json={"text": f"c{i}"}, timeout=30), range(8)))
+        assert httpx.get(f"{url}/healthz").status_code == 200  # the server goes on
+    codes = sorted(r.status_code for r in replies)
+    assert 1 <= codes.count(200) <= 3 and codes.count(503) == 8 - codes.count(200), codes
+
+
 def test_request_over_the_timeout_is_504_and_the_server_goes_on(tiny, serve_helpers) -> None:
     running, wait_ready = serve_helpers
     app = create_app(tiny, limits=Limits(timeout_s=0.2, batch_window_ms=2000), model_name="tiny-dual")

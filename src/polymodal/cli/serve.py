@@ -27,7 +27,10 @@ def serve_command(
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port (0: any free port)."),
     max_batch: int = typer.Option(32, "--max-batch", min=1, help="Most requests run in one model call."),
     batch_window_ms: float = typer.Option(5.0, "--batch-window-ms", min=0, help="How long a request waits for others to batch with."),
-    max_queue: int = typer.Option(256, "--max-queue", min=1, help="Requests waiting per modality before 503 + Retry-After."),
+    max_queue: int = typer.Option(64, "--max-queue", min=1, help="Requests waiting per modality before 503 + Retry-After."),
+    max_connections: int = typer.Option(128, "--max-connections", min=1,
+                                        help="Connections and requests held at once; past it a new one gets 503 "
+                                             "before it is read (bounds latency under overload)."),
     timeout: float = typer.Option(30.0, "--timeout", min=0.001, help="Seconds per request before 504."),
     max_body_mb: float = typer.Option(8.0, "--max-body-mb", min=0.001, help="Largest request body (MiB) before 413."),
     max_pixels: int = typer.Option(16_000_000, "--max-pixels", min=1, help="Largest decoded image (pixels) before 413."),
@@ -43,14 +46,15 @@ def serve_command(
     except ModuleNotFoundError as exc:
         fail(f"serving needs the serve extra ({exc.name} is missing): pip install 'polymodal[serve]'")
     import polymodal
-    from polymodal.serve.limits import Limits
+    from polymodal.serve.limits import Limits, server_config
 
     check_model_name(model)
     if host not in LOOPBACK:
         err_console.print(f"[yellow]warning:[/] binding {host}: the server takes connections from other machines "
                           "and has no authentication", highlight=False)
     limits = Limits(max_body_bytes=int(max_body_mb * 1024 * 1024), max_pixels=max_pixels, max_batch=max_batch,
-                    batch_window_ms=batch_window_ms, max_queue=max_queue, timeout_s=timeout)
+                    batch_window_ms=batch_window_ms, max_queue=max_queue, timeout_s=timeout,
+                    max_connections=max_connections)
     with user_errors(), remote_code(trust_remote_code, revision):
         idx = None
         if index is not None:
@@ -68,8 +72,8 @@ def serve_command(
     # handled here so a drained server exits 0 instead of dying of the signal (or a traceback)
     previous = signal.signal(signal.SIGTERM, lambda *_: None)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=drain_seconds,
-                    server_header=False)
+        uvicorn.Server(server_config(app, host=host, port=port, limits=limits,
+                                     drain_seconds=drain_seconds)).run()
     except KeyboardInterrupt:
         pass
     finally:
