@@ -40,6 +40,13 @@ def compress_command(
                                        "(default: a 3-layer slice of the teacher's text tower + tiny image tower)."),
     int8_embeddings: bool = typer.Option(True, "--int8-embeddings/--fp32-embeddings",
                                          help="int8-dynamic: store embedding tables as int8 too."),
+    report: bool = typer.Option(False, "--report", help="Also measure the original and the result (size, params, "
+                                "latency at batch 1, throughput at batch 64, cosine to the original, accuracy on "
+                                "--eval-data) into OUT/tradeoff/ (markdown, JSON, HTML with plots)."),
+    eval_data: Path | None = typer.Option(None, "--eval-data", help="With --report: a labelled manifest for zero-shot "
+                                          "accuracy (e.g. from `polymodal data make fashion-mnist`)."),
+    retrieval_data: Path | None = typer.Option(None, "--retrieval-data", help="With --report: a captioned manifest "
+                                               "for retrieval R@1 (e.g. `polymodal data make shapes`)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out."),
     seed: int = typer.Option(0, "--seed", help="Seed for distillation / recovery training."),
     trust_remote_code: bool = trust_option(),
@@ -55,9 +62,33 @@ def compress_command(
         towers=[t.strip() for t in towers.split(",") if t.strip()] if towers else None, strict=strict,
         embeddings=int8_embeddings, sparsity=sparsity, structured=not unstructured, data=data, steps=steps,
         student=student, seed=seed)
+    for flag, path in (("--eval-data", eval_data), ("--retrieval-data", retrieval_data), ("--data", data)):
+        if path is not None and not path.exists():
+            fail(f"{flag} {path}: no such file or folder")
+        if path is not None and flag != "--data" and not report:
+            fail(f"{flag} is for --report; add --report or drop it")
     with user_errors(), remote_code(trust_remote_code, revision):
         result = compress(model, method, out, opts, overwrite=overwrite)
     console.print(result.summary, highlight=False)
+    if report:
+        import tempfile
+
+        from polymodal.compress.report import tradeoff
+
+        with user_errors(), tempfile.TemporaryDirectory() as tmp:
+            source = Path(model)
+            if not source.is_dir():  # a preset: measured as a saved folder, as the result is
+                from polymodal.models.loading import load_model
+
+                source = load_model(model).save_pretrained(Path(tmp) / "original")
+            elif not (source / "config.json").is_file() and (source / "model").is_dir():
+                source = source / "model"  # a run dir
+            table = tradeoff({"original": source, method: result.folder}, result.folder / "tradeoff",
+                             zeroshot=eval_data, retrieval=retrieval_data)
+        from polymodal.compress.report import to_markdown
+
+        console.print(to_markdown(table), highlight=False)
+        console.print(f"wrote {result.folder / 'tradeoff' / 'tradeoff.html'}", highlight=False)
     console.print(f"wrote {result.folder} (load it with polymodal.load({str(result.folder)!r}))", highlight=False)
 
 
