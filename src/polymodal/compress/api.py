@@ -48,7 +48,16 @@ def _int8(model: Any, opts: CompressOptions) -> tuple[Any, str]:
     return out, report.summary()
 
 
-METHODS: dict[str, Method] = {"int8-dynamic": _int8}
+def _prune(model: Any, opts: CompressOptions) -> tuple[Any, str]:
+    from polymodal.compress.prune import prune
+
+    if opts.data is not None or opts.steps:
+        raise ModelError("prune's recovery fine-tune (--data / --steps) is not built yet; prune without it, "
+                         "or fine-tune the pruned folder with `polymodal train`")
+    return prune(model, opts.sparsity, structured=opts.structured, towers=opts.towers, strict=opts.strict)
+
+
+METHODS: dict[str, Method] = {"int8-dynamic": _int8, "prune": _prune}
 
 
 def register_method(name: str, method: Method) -> None:
