@@ -13,6 +13,7 @@ the int8 graphs. The folder loads with ``polymodal.load`` as an ``OnnxDualEncode
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -114,7 +115,13 @@ def _quantize(src: Path, dst: Path) -> None:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError:
         raise ModelError("--int8 needs onnxruntime: pip install 'polymodal[compress]'") from None
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=INT8_OPS)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # onnxruntime's quantizer logs a pre-processing hint on the root logger
+    try:
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=INT8_OPS)
+    finally:
+        root.setLevel(level)
 
 
 def export_onnx(model: Any, out: str | Path, *, int8: bool = False, min_cosine: float = 0.9999,
