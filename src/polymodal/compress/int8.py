@@ -163,7 +163,10 @@ def _plan(model: nn.Module, towers: list[str], embeddings: bool) -> QuantReport:
         if not name.startswith(prefixes):
             continue
         own = [p for p, _ in module.named_parameters(recurse=False)]
-        if name in inside_mha:
+        if name in {f"towers.{m}.projection" for m in towers}:
+            if isinstance(module, nn.Linear):  # Tower.spec() records a projection only while it is an nn.Linear
+                report.skipped[name] = "tower projection (kept float32 so the saved spec still names it)"
+        elif name in inside_mha:
             if own:
                 report.skipped[name] = "nn.MultiheadAttention projection (read directly by its module)"
         elif type(module) is nn.Linear or isinstance(module, nn.modules.linear.NonDynamicallyQuantizableLinear):
