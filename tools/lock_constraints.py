@@ -6,11 +6,11 @@ every machine gets the same versions and a recorded result names the stack it us
 
 The resolution is pip's own (`pip install --dry-run --ignore-installed --report`): nothing is
 installed, the current environment does not leak in, and the pins are the full closure of the
-`dev`, `serve` and `bench` extras (what those targets install) for this Python and platform. Packages a
+`dev`, `serve`, `compress` and `bench` extras (what those targets install) for this Python and platform. Packages a
 given platform does not need (the CUDA wheels on macOS) are simply not installed there:
 a constraint only constrains.
 
-Run: python tools/lock_constraints.py [--extras dev,serve,bench] [--out constraints.txt]
+Run: python tools/lock_constraints.py [--extras dev,serve,compress,bench] [--out constraints.txt]
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def render(pins: dict[str, str], env: dict[str, str], extras: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--extras", default="dev,serve,bench")
+    parser.add_argument("--extras", default="dev,serve,compress,bench")
     parser.add_argument("--out", type=Path, default=ROOT / "constraints.txt")
     args = parser.parse_args()
     pins, env = resolve(args.extras)

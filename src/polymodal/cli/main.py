@@ -25,7 +25,8 @@ app = typer.Typer(
 )
 
 # explicit, ordered list of command modules (no import-time magic)
-COMMAND_MODULES = ("data", "models", "train", "evaluate", "predict", "quickstart", "embed", "index", "serve")
+COMMAND_MODULES = ("data", "models", "train", "evaluate", "predict", "quickstart", "embed", "index", "serve",
+                   "compress", "export")
 
 
 def _version(value: bool) -> None:

@@ -12,6 +12,7 @@ fresh model (``None`` when the weights alone carry the change, as for merged LoR
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -44,10 +45,23 @@ def registered_transforms() -> list[str]:
 # LoRA adapters folded into the base weights: the architecture is the original one
 register_transform("lora_merged")
 
+# kinds registered by polymodal's own modules above the model layer (imported by name when a
+# saved folder records one, as hub.BUILTIN_MODEL_MODULES are for model classes)
+BUILTIN_TRANSFORM_MODULES = {
+    "int8_dynamic": "polymodal.compress.int8",
+    "pruned": "polymodal.compress.prune",
+}
+
+
+def _known(kind: str) -> bool:
+    if kind not in _KINDS and kind in BUILTIN_TRANSFORM_MODULES:
+        importlib.import_module(BUILTIN_TRANSFORM_MODULES[kind])
+    return kind in _KINDS
+
 
 def record_transform(model: Any, kind: str, **details: Any) -> dict[str, Any]:
     """Append ``{"kind": kind, **details}`` to ``model.transforms`` and return the entry."""
-    if kind not in _KINDS:
+    if not _known(kind):
         raise ModelError(f"unknown transform kind {kind!r} (registered: {', '.join(registered_transforms())}); "
                          "register it with polymodal.models.transforms.register_transform")
     entry = {"kind": kind, **details}
@@ -77,7 +91,7 @@ def reapply(model: nn.Module, transforms: list[dict[str, Any]], where: str) -> n
     """Redo the recorded structural changes on a freshly built model, in order."""
     for entry in transforms:
         kind = entry["kind"]
-        if kind not in _KINDS:
+        if not _known(kind):
             raise ModelError(f"{where} records transform {kind!r}, which this polymodal does not know "
                              f"(known: {', '.join(registered_transforms())}); upgrade polymodal or import "
                              "the module that registers it")

@@ -1,0 +1,227 @@
+"""The compression trade-off table: size, speed, agreement and accuracy of a model and its variants.
+
+``tradeoff({"fp32": path, "int8": path, ...}, out_dir, zeroshot=MANIFEST, retrieval=MANIFEST)``
+measures every variant in the same process, one after another, on the same items:
+
+- size on disk (every file of the folder) and parameters (tensor elements; an ONNX graph's
+  initializers);
+- latency per item at batch 1 (median of ``repeats`` single-item calls) and throughput at
+  batch 64 (items/s, best of ``repeats`` passes over 64 items), per tower;
+- min / mean cosine of each variant's embeddings to the first variant's (the original);
+- zero-shot acc@1 and retrieval R@1 with bootstrap 95% intervals when data is given.
+
+PyTorch runs in float32 unless ``bf16=True`` (the runtime's bf16 path would otherwise be chosen
+on CPUs with fast bf16, and the baseline would not be float32). Peak memory is not measured
+here (it needs one fresh process per variant; see benchmarks/compress). It writes
+``tradeoff.{md,json}`` and ``tradeoff.html`` with size-vs-accuracy and latency-vs-accuracy plots.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from polymodal.errors import ModelError
+
+THROUGHPUT_BATCH = 64
+
+
+@dataclass
+class VariantRow:
+    name: str
+    path: str
+    size_mb: float
+    params: int
+    latency_ms: dict[str, float] = field(default_factory=dict)  # per tower, batch 1, per item
+    throughput: dict[str, float] = field(default_factory=dict)  # per tower, items/s at batch 64
+    cosine_min: dict[str, float] = field(default_factory=dict)
+    cosine_mean: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, list[float]] = field(default_factory=dict)  # name -> [value, low, high]
+
+
+def folder_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def count_params(model: Any, folder: Path) -> int:
+    graphs = sorted((folder / "onnx").glob("*.onnx"))
+    if graphs:
+        from polymodal.export.onnx_model import count_graph_parameters
+
+        return sum(count_graph_parameters(g) for g in graphs)
+    return int(sum(t.numel() for t in model.state_dict().values()))
+
+
+def _items(model: Any, modality: str, n: int) -> list[Any]:
+    from polymodal.export.onnx import _samples
+
+    return _samples(model.tower(modality), n, 7)
+
+
+def _speed(model: Any, modality: str, items: list[Any], repeats: int, bf16: bool) -> tuple[float, float]:
+    model.encode(modality, items, batch_size=THROUGHPUT_BATCH, bf16=bf16)  # warm-up (worker pools, packing, sessions)
+    model.encode(modality, items[:1], bf16=bf16)
+    single = []
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        model.encode(modality, [items[i % len(items)]], bf16=bf16)
+        single.append(time.perf_counter() - t0)
+    best = float("inf")
+    for _ in range(max(1, repeats // 4)):
+        t0 = time.perf_counter()
+        model.encode(modality, items, batch_size=THROUGHPUT_BATCH, bf16=bf16)
+        best = min(best, time.perf_counter() - t0)
+    return 1000 * statistics.median(single), len(items) / best
+
+
+def cpu_name() -> str:
+    """The CPU's model name plus the matmul features that decide int8/bf16 speed (AVX512-BF16, AMX, VNNI)."""
+    name, flags = platform.processor() or platform.machine(), set[str]()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    have = [label for flag, label in (("avx512_bf16", "AVX512-BF16"), ("avx512_vnni", "AVX512-VNNI"),
+                                      ("amx_tile", "AMX")) if flag in flags]
+    return f"{name} ({', '.join(have) or 'no AVX512-BF16/VNNI/AMX'})"
+
+
+def tradeoff(variants: dict[str, str | Path], out_dir: str | Path, *, zeroshot: str | Path | None = None,
+             retrieval: str | Path | None = None, repeats: int = 8, bootstrap: int = 200, bf16: bool = False,
+             split: str = "test") -> dict[str, Any]:
+    """Measure each variant (the first is the original) and write the table + plots; see the module docstring."""
+    from polymodal.models.loading import load_model
+    from polymodal.tasks import evaluate
+
+    if len(variants) < 1:
+        raise ModelError("the trade-off table needs at least one model")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[VariantRow] = []
+    reference: dict[str, torch.Tensor] = {}
+    items: dict[str, list[Any]] = {}
+    for name, path in variants.items():
+        folder = Path(path)
+        if not folder.is_dir():
+            raise ModelError(f"{folder}: the trade-off table measures saved folders (save a preset first)")
+        model = load_model(folder)
+        row = VariantRow(name, str(folder), folder_size(folder) / 1e6, count_params(model, folder))
+        for modality in model.modalities:
+            if modality not in items:
+                items[modality] = _items(model, modality, THROUGHPUT_BATCH)
+            latency, rate = _speed(model, modality, items[modality], repeats, bf16)
+            row.latency_ms[modality], row.throughput[modality] = round(latency, 3), round(rate, 1)
+            z = model.encode(modality, items[modality], bf16=bf16)
+            reference.setdefault(modality, z)
+            cos = F.cosine_similarity(z, reference[modality], dim=-1)
+            row.cosine_min[modality], row.cosine_mean[modality] = float(cos.min()), float(cos.mean())
+        for task, data, metric in (("zeroshot-classification", zeroshot, "acc@1"),
+                                   ("retrieval", retrieval, "image_to_text/R@1")):
+            if data is not None:
+                result = evaluate(model, task, data, split, bootstrap=bootstrap, cache=False)
+                m = result.metrics[metric]
+                row.metrics[f"{task}:{metric}"] = [m.value, m.low, m.high]
+        rows.append(row)
+        del model
+    meta = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "pytorch_precision": "bf16" if bf16 else "float32", "repeats": repeats, "bootstrap": bootstrap,
+            "zeroshot": str(zeroshot) if zeroshot else None, "retrieval": str(retrieval) if retrieval else None}
+    table = {"meta": meta, "rows": [asdict(r) for r in rows]}
+    (out / "tradeoff.json").write_text(json.dumps(table, indent=2), encoding="utf-8")
+    (out / "tradeoff.md").write_text(to_markdown(table), encoding="utf-8")
+    _html(table, out / "tradeoff.html")
+    return table
+
+
+def _fmt_metric(v: list[float]) -> str:
+    return f"{v[0]:.3f} [{v[1]:.3f}, {v[2]:.3f}]"
+
+
+def headers_and_rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    rows = table["rows"]
+    towers = list(rows[0]["throughput"]) if rows else []
+    metrics = sorted({k for r in rows for k in r["metrics"]})
+    headers = ["variant", "size MB", "x smaller", "params"]
+    headers += [f"{m} ms/item b1" for m in towers] + [f"{m} items/s b64" for m in towers] + ["speed-up b64"]
+    headers += [f"{m} cos min/mean" for m in towers] + metrics
+    base = rows[0] if rows else None
+    out = []
+    for r in rows:
+        assert base is not None
+        total = sum(1 / r["throughput"][m] for m in towers)
+        base_total = sum(1 / base["throughput"][m] for m in towers)
+        cells = [r["name"], f"{r['size_mb']:.1f}", f"{base['size_mb'] / r['size_mb']:.2f}x", f"{r['params']:,}"]
+        cells += [f"{r['latency_ms'][m]:.2f}" for m in towers] + [f"{r['throughput'][m]:.1f}" for m in towers]
+        cells += [f"{base_total / total:.2f}x"]
+        cells += [f"{r['cosine_min'][m]:.4f} / {r['cosine_mean'][m]:.4f}" for m in towers]
+        cells += [_fmt_metric(r["metrics"][k]) if k in r["metrics"] else "-" for k in metrics]
+        out.append(cells)
+    return headers, out
+
+
+def to_markdown(table: dict[str, Any]) -> str:
+    headers, rows = headers_and_rows(table)
+    meta = table["meta"]
+    lines = [f"CPU: {meta['cpu']}, {meta['threads']} torch threads; PyTorch in {meta['pytorch_precision']}; "
+             "speed-up b64 = text+image encode time of the original / the variant's, batch 64.", "",
+             "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _plots(table: dict[str, Any]) -> list[tuple[str, bytes]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from polymodal.report.figures import to_png
+
+    rows = table["rows"]
+    metric = next(iter(sorted({k for r in rows for k in r["metrics"]})), None)
+    if metric is None:
+        return []
+    figs = []
+    for title, xs, label in (
+        ("size vs accuracy", [r["size_mb"] for r in rows], "size on disk (MB)"),
+        ("latency vs accuracy", [sum(r["latency_ms"].values()) for r in rows], "latency per item, batch 1, all towers (ms)"),
+    ):
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for r, x in zip(rows, xs, strict=True):
+            v = r["metrics"].get(metric)
+            if v is None:
+                continue
+            ax.errorbar([x], [v[0]], yerr=[[v[0] - v[1]], [v[2] - v[0]]], fmt="o", capsize=3)
+            ax.annotate(r["name"], (x, v[0]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set_xlabel(label)
+        ax.set_ylabel(metric)
+        ax.set_title(title)
+        figs.append((title, to_png(fig)))
+        plt.close(fig)
+    return figs
+
+
+def _html(table: dict[str, Any], path: Path) -> None:
+    from polymodal.report import Report
+
+    report = Report("polymodal compression trade-offs")
+    headers, rows = headers_and_rows(table)
+    report.add_text("Machine", json.dumps(table["meta"]))
+    report.add_table("Trade-off table", headers, rows)
+    for title, png in _plots(table):
+        report.add_figure(title, png)
+    report.write(path)
+
+
