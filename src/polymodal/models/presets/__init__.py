@@ -23,7 +23,7 @@ from typing import Any
 from polymodal.errors import ModelError
 
 PACKAGED = (
-    "lite-dual", "tiny-dual", "tiny-audio-text", "tiny-video-text", "audio-cnn-text", "minilm",
+    "lite-clip", "lite-dual", "tiny-dual", "tiny-audio-text", "tiny-video-text", "audio-cnn-text", "minilm",
     "efficientnet-lite0", "clip-vit-b32", "chinese-clip-vit-b16", "siglip-base", "vit-base-in21k",
     "bert-base-cased", "wav2vec2-base",
 )
