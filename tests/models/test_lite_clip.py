@@ -91,3 +91,18 @@ def test_preset_weights_that_do_not_fit_are_refused(tmp_path: Path) -> None:
     model.towers["image"].projection = torch.nn.Linear(4, 8, bias=False)
     with pytest.raises(ModelError, match="does not fit"):
         load_preset_weights(preset, model)
+
+
+@pytest.mark.slow  # builds both packaged towers
+def test_a_run_config_on_lite_clip_starts_from_its_trained_projections() -> None:
+    from safetensors.torch import load_file
+
+    from polymodal.config import ModelConfig
+    from polymodal.models import build_model
+
+    preset = get_preset("lite-clip")
+    assert preset.path is not None and preset.weights
+    shipped = load_file(str(preset.path.parent / preset.weights))
+    state = build_model(ModelConfig(preset="lite-clip", kind="dual")).state_dict()
+    for name, value in shipped.items():
+        assert torch.equal(state[name], value), name
