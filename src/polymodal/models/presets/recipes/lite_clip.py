@@ -16,8 +16,9 @@ What it does, all offline and through the project's own paths:
 4. scores zero-shot classification on each dataset's *test* split (images never used in
    training) with 95% bootstrap intervals, and writes ``results.json`` in the work folder.
 
-The numbers in ``lite-clip.json`` and ``lite-clip.md`` come from step 4. The same machine,
-torch version and seed give the same file (training is seeded; the data makers are seeded).
+The numbers in ``lite-clip.json`` and ``lite-clip.md`` come from step 4. Data and training
+are seeded (``SEED``), so a rerun regenerates the file; bit-for-bit equality across machines,
+thread counts and torch versions is not promised (float sums and bf16 autocast).
 """
 
 from __future__ import annotations
