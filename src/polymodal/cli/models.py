@@ -6,6 +6,9 @@ import json
 
 import typer
 
+# a dual preset with fresh projections embeds, but its modalities share no space yet
+_ALIGNED: dict[object, str] = {True: "yes", False: "no", None: "-"}
+
 
 def register(app: typer.Typer) -> None:
     @app.command("models")
@@ -20,7 +23,7 @@ def register(app: typer.Typer) -> None:
             presets = list_presets()
         rows = [
             {"name": p.name, "kind": p.kind, "source": p.source, "params": p.params, "offline": p.offline,
-             "description": p.description}
+             "aligned": p.aligned, "description": p.description}
             for p in presets
         ]
         if as_json:
@@ -29,11 +32,14 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         table = Table(title="polymodal model presets")
-        for col in ("name", "kind", "towers / source", "params", "offline"):
+        for col in ("name", "kind", "towers / source", "params", "offline", "aligned"):
             table.add_column(col)
         for r in rows:
             n = r["params"]
             params = f"{n / 1e6:.1f}M" if isinstance(n, int) else "?"
-            table.add_row(str(r["name"]), str(r["kind"]), str(r["source"]), params, "yes" if r["offline"] else "no (hub)")
+            table.add_row(str(r["name"]), str(r["kind"]), str(r["source"]), params, "yes" if r["offline"] else "no (hub)",
+                          _ALIGNED[r["aligned"]])
         console.print(table)
         console.print("Load one with `polymodal.load(NAME)`; hub presets offline need a local folder path instead.")
+        console.print("aligned no: fresh projections, so zero-shot and retrieval are at chance until "
+                      "the model is trained on pairs (e.g. examples/tiny_contrastive.yaml); lite-clip is aligned.")

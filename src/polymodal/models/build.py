@@ -21,7 +21,7 @@ from polymodal.errors import ModelError
 from polymodal.models.dual import DualEncoder, EmbeddingModel
 from polymodal.models.heads import Head, build_head
 from polymodal.models.loading import load_model
-from polymodal.models.presets import Preset, get_preset, is_preset
+from polymodal.models.presets import Preset, get_preset, is_preset, load_preset_weights
 from polymodal.models.towers import Tower, build_tower
 
 
@@ -56,6 +56,7 @@ def build_preset(name: str, *, local_files_only: bool | None = None, **kw: Any) 
             model = EmbeddingModel(towers)
         else:
             model = DualEncoder(towers, preset.embed_dim, **kw)
+    load_preset_weights(preset, model)  # an aligned preset's trained projections
     model.card_info = {"name": preset.name, "preset": preset.name}
     return model
 

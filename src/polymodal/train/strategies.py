@@ -4,6 +4,12 @@ A "tower" is any submodule with ``modality`` and ``encoder`` attributes (the mod
 layer's ``Tower``). Everything outside the towers' encoders -- projections, heads, fusion,
 temperature -- is "head" territory and stays trainable under every strategy except that a
 *locked* tower has its encoder frozen (LiT locks its image tower); its projection still trains.
+
+BatchNorm follows its own parameters under every strategy: a BatchNorm layer whose affine
+weights train normalises with batch statistics and updates its running statistics with a
+momentum of at least ``FINETUNE_BN_MOMENTUM``; one whose weights are frozen (linear probe,
+locked towers, the frozen blocks of top-k, LoRA's frozen base) stays in eval mode, so its
+running statistics are used and kept, exactly as at inference.
 """
 
 from __future__ import annotations
@@ -14,9 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from polymodal.config import TrainConfig
 from polymodal.errors import TrainingError
+
+# Why 0.1 (PyTorch's default): TensorFlow-trained nets such as the packaged EfficientNet-Lite0
+# keep 0.01 (TF's decay 0.99), tuned for ~350k ImageNet steps. A fine-tune of a few hundred
+# steps then ends with running statistics still mostly ImageNet's, which the model never saw
+# in training: on 1,438 digit images (2 epochs, 44 steps) test accuracy was 0.461 at 0.01 and
+# 0.872 at 0.1. Recomputing the statistics on the train images after training (a separate
+# recalibration pass) gave 0.878 for either run, so the momentum alone is enough: no pass.
+FINETUNE_BN_MOMENTUM = 0.1
 
 
 @dataclass
@@ -29,6 +44,10 @@ class StrategyReport:
     names: list[str]
     frozen_modules: list[nn.Module] = field(default_factory=list, repr=False)
     lora_towers: list[str] = field(default_factory=list)
+    # BatchNorm layers kept in eval mode while training (their weights are frozen)
+    frozen_norms: list[nn.Module] = field(default_factory=list, repr=False)
+    # BatchNorm layers that train (batch statistics; running statistics updated)
+    training_norms: int = 0
 
     def summary(self) -> str:
         pct = 100.0 * self.trainable / max(self.total, 1)
@@ -121,13 +140,38 @@ def apply_strategy(model: nn.Module, cfg: TrainConfig) -> StrategyReport:
     total = sum(p.numel() for p in model.parameters())
     if trainable == 0:
         raise TrainingError(f"strategy {strategy} leaves no trainable parameters")
-    return StrategyReport(strategy, trainable, total, names, frozen, lora_towers)
+    frozen_norms, training_norms = _batchnorm_plan(model)
+    return StrategyReport(strategy, trainable, total, names, frozen, lora_towers, frozen_norms, training_norms)
+
+
+def _batchnorm_plan(model: nn.Module) -> tuple[list[nn.Module], int]:
+    """(BatchNorm layers to keep in eval mode, how many train), per the module docstring's rule.
+
+    A layer without affine weights follows the module that holds it: it trains when anything
+    in that module trains.
+    """
+    frozen: list[nn.Module] = []
+    training = 0
+    for parent in model.modules():
+        for child in parent.children():
+            if not isinstance(child, _BatchNorm):
+                continue
+            own = list(child.parameters())
+            trains = any(p.requires_grad for p in (own or parent.parameters()))
+            if not trains:
+                frozen.append(child)
+                continue
+            training += 1
+            if child.momentum is not None and child.momentum < FINETUNE_BN_MOMENTUM:
+                child.momentum = FINETUNE_BN_MOMENTUM
+    return frozen, training
 
 
 def set_train_mode(model: nn.Module, report: StrategyReport) -> None:
-    """``model.train()`` but fully frozen modules stay in eval mode (no dropout / BN updates)."""
+    """``model.train()`` but frozen modules and frozen BatchNorm layers stay in eval mode
+    (no dropout, running statistics used and kept)."""
     model.train()
-    for module in report.frozen_modules:
+    for module in [*report.frozen_modules, *report.frozen_norms]:
         module.eval()
 
 

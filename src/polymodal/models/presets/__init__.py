@@ -6,7 +6,11 @@ some other module. Users add their own with ``register_preset(path_to_json)``.
 
 A preset file: ``name``, ``description``, ``kind`` (``dual`` | ``single`` | ``wrapped``),
 ``offline`` (works with no network), ``towers`` (TowerSpec dicts) and ``embed_dim`` for
-dual/single presets, ``hf_model`` for wrapped CLIP-like models, and optionally ``params``.
+dual/single presets, ``hf_model`` for wrapped CLIP-like models, and optionally ``params``
+and ``weights``: a safetensors file beside the JSON holding the parts that are not the
+packaged towers' (an aligned preset's projections and temperature), loaded over the built
+model by :func:`load_preset_weights`. A preset without ``weights`` has freshly drawn
+projections: it embeds, but its modalities are not aligned until it is trained.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 from polymodal.errors import ModelError
 
 PACKAGED = (
-    "lite-dual", "tiny-dual", "tiny-audio-text", "tiny-video-text", "audio-cnn-text", "minilm",
+    "lite-clip", "lite-dual", "tiny-dual", "tiny-audio-text", "tiny-video-text", "audio-cnn-text", "minilm",
     "efficientnet-lite0", "clip-vit-b32", "chinese-clip-vit-b16", "siglip-base", "vit-base-in21k",
     "bert-base-cased", "wav2vec2-base",
 )
@@ -36,7 +40,18 @@ class Preset:
     embed_dim: int | None = None
     hf_model: str | None = None
     params: int | None = None
+    weights: str | None = None
     path: Path | None = None
+
+    @property
+    def aligned(self) -> bool | None:
+        """Whether the modalities share a trained space: a wrapped model (CLIP-like) or a dual
+        preset that ships trained projections (``weights``); ``None`` for one-tower presets."""
+        if self.kind == "wrapped":
+            return True
+        if self.kind == "single" or len(self.towers) < 2:
+            return None
+        return self.weights is not None
 
     @property
     def source(self) -> str:
@@ -74,7 +89,8 @@ def _parse(path: Path) -> Preset:
     return Preset(
         name=str(data["name"]), description=str(data.get("description", "")), kind=data["kind"],
         offline=bool(data.get("offline", False)), towers=list(data.get("towers") or []),
-        embed_dim=data.get("embed_dim"), hf_model=data.get("hf_model"), params=data.get("params"), path=path,
+        embed_dim=data.get("embed_dim"), hf_model=data.get("hf_model"), params=data.get("params"),
+        weights=data.get("weights"), path=path,
     )
 
 
@@ -111,3 +127,22 @@ def get_preset(name: str) -> Preset:
 def is_preset(name: str) -> bool:
     register_packaged()
     return name in _REGISTRY
+
+
+def load_preset_weights(preset: Preset, model: Any) -> None:
+    """Load ``preset.weights`` (safetensors) over ``model``; every tensor in the file must match
+    a parameter or buffer of the same shape (the towers' own weights come from their packages)."""
+    if not preset.weights:
+        return
+    from safetensors.torch import load_file
+
+    base = preset.path.parent if preset.path is not None else Path(__file__).parent
+    path = base / preset.weights
+    if not path.is_file():
+        raise ModelError(f"preset {preset.name!r}: weights file {path} is missing (reinstall polymodal)")
+    state = load_file(str(path))
+    own = model.state_dict()
+    bad = sorted(k for k, v in state.items() if k not in own or tuple(own[k].shape) != tuple(v.shape))
+    if bad:
+        raise ModelError(f"preset {preset.name!r}: {path.name} does not fit the built model at {bad[:5]}")
+    model.load_state_dict(state, strict=False)

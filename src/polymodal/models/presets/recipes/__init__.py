@@ -1,0 +1,1 @@
+"""Scripts that regenerate the weights of packaged presets (run with ``python -m``)."""
