@@ -106,3 +106,24 @@ def test_a_run_config_on_lite_clip_starts_from_its_trained_projections() -> None
     state = build_model(ModelConfig(preset="lite-clip", kind="dual")).state_dict()
     for name, value in shipped.items():
         assert torch.equal(state[name], value), name
+
+
+def test_re_sizing_a_lite_clip_tower_keeps_its_trained_projections() -> None:
+    # examples/align_image_text.yaml runs lite-clip's image tower at 96 px: the same encoder, so the
+    # same aligned projection (a replaced tower starts fresh, and the temperature with it)
+    from safetensors.torch import load_file
+
+    from polymodal.config import ModelConfig, TowerSpec
+    from polymodal.models import build_model
+
+    preset = get_preset("lite-clip")
+    assert preset.path is not None and preset.weights
+    shipped = load_file(str(preset.path.parent / preset.weights))
+    resized = TowerSpec(modality="image", source="efficientnet-lite0", options={"image_size": 96})
+    state = build_model(ModelConfig(preset="lite-clip", kind="dual", towers=[resized])).state_dict()
+    assert all(torch.equal(state[k], v) for k, v in shipped.items())
+    other = TowerSpec(modality="text", source="tiny", name_or_path="bert")
+    state = build_model(ModelConfig(preset="lite-clip", kind="dual", towers=[other])).state_dict()
+    assert torch.equal(state["towers.image.projection.weight"], shipped["towers.image.projection.weight"])
+    assert not torch.equal(state["towers.text.projection.weight"].flatten()[:10],
+                           shipped["towers.text.projection.weight"].flatten()[:10])

@@ -124,6 +124,28 @@ def _base_or_fallback(cfg: ModelConfig) -> tuple[ModelConfig, tuple[EmbeddingMod
         return used, _base_model(used)
 
 
+def _keep_aligned_projections(cfg: ModelConfig, model: DualEncoder) -> None:
+    """An aligned preset's trained projections stay with the towers a run config re-specifies only
+    in their options (``image_size``: the same encoder, the same features), so
+    ``preset: lite-clip`` + ``towers: [{image at 96 px}]`` starts aligned; a tower with another
+    encoder or pooling, or another ``embed_dim``, starts fresh."""
+    if cfg.preset is None or not is_preset(cfg.preset):
+        return
+    preset = get_preset(cfg.preset)
+    if not preset.weights or model.embed_dim != preset.embed_dim:
+        return
+    own = {t["modality"]: t for t in preset.towers}
+
+    def same_encoder(spec: Any) -> bool:
+        base = own.get(spec.modality)
+        return base is not None and (spec.source, spec.name_or_path, spec.pooling) == (
+            base.get("source"), base.get("name_or_path"), base.get("pooling", "mean"))
+
+    replaced = {s.modality for s in cfg.towers or [] if not same_encoder(s)} | (set(model.towers) - set(own))
+    skip = tuple(f"towers.{m}." for m in replaced) + (("logit_scale",) if replaced else ())
+    load_preset_weights(preset, model, skip=skip)
+
+
 def build_model(model_cfg: ModelConfig, label_spaces: dict[str, list[str]] | None = None) -> nn.Module:
     """Build the model a run config asks for (see the module docstring)."""
     cfg, parts = _base_or_fallback(model_cfg)
@@ -153,7 +175,9 @@ def _assemble(cfg: ModelConfig, parts: tuple[EmbeddingModel | None, dict[str, To
             )
         dims = {t.output_dim for t in towers.values()}
         embed_dim = cfg.embed_dim or preset_dim or (dims.pop() if len(dims) == 1 else 256)
-        return DualEncoder(towers, embed_dim, cfg.init_temperature, cfg.learn_temperature)
+        model = DualEncoder(towers, embed_dim, cfg.init_temperature, cfg.learn_temperature)
+        _keep_aligned_projections(cfg, model)
+        return model
     from polymodal.models.fused import FusionModel
     from polymodal.models.fusion import build_fusion
 

@@ -129,9 +129,10 @@ def is_preset(name: str) -> bool:
     return name in _REGISTRY
 
 
-def load_preset_weights(preset: Preset, model: Any) -> None:
+def load_preset_weights(preset: Preset, model: Any, skip: tuple[str, ...] = ()) -> None:
     """Load ``preset.weights`` (safetensors) over ``model``; every tensor in the file must match
-    a parameter or buffer of the same shape (the towers' own weights come from their packages)."""
+    a parameter or buffer of the same shape (the towers' own weights come from their packages).
+    Keys starting with one of ``skip`` are left out (towers a run config replaced)."""
     if not preset.weights:
         return
     from safetensors.torch import load_file
@@ -140,7 +141,7 @@ def load_preset_weights(preset: Preset, model: Any) -> None:
     path = base / preset.weights
     if not path.is_file():
         raise ModelError(f"preset {preset.name!r}: weights file {path} is missing (reinstall polymodal)")
-    state = load_file(str(path))
+    state = {k: v for k, v in load_file(str(path)).items() if not k.startswith(skip)}
     own = model.state_dict()
     bad = sorted(k for k, v in state.items() if k not in own or tuple(own[k].shape) != tuple(v.shape))
     if bad:
