@@ -126,7 +126,7 @@ def distill(teacher: Any, opts: Any) -> tuple[Any, str]:
         cfg = RunConfig(
             model=ModelConfig(preset=str(start)), data=data_cfg,
             objective=EmbedDistillConfig(targets=str(target_file)),
-            train=TrainConfig(lr=LR, epochs=steps, max_steps=steps, seed=opts.seed, warmup_ratio=0.05,
+            train=TrainConfig(lr=float(opts.extra.get("lr", LR)), epochs=steps, max_steps=steps, seed=opts.seed, warmup_ratio=0.05,
                               eval_every=steps, checkpoint_every=steps, log_every=max(steps // 10, 1),
                               progress=False, keep_last=1),
         )
