@@ -85,3 +85,22 @@ def test_clear_errors(teacher: Path, shapes: Path, tmp_path: Path) -> None:
         compress(str(teacher), "distill", tmp_path / "a", CompressOptions())
     with pytest.raises(ModelError, match="audio tower"):
         compress(str(teacher), "distill", tmp_path / "b", CompressOptions(data=shapes, student="tiny-audio-text"))
+
+
+def test_embed_distill_loss_is_zero_at_the_teacher_and_names_missing_rows(tmp_path: Path) -> None:
+    from polymodal.config import EmbedDistillConfig
+    from polymodal.models.build import build_preset
+    from polymodal.models.outputs import EmbeddingOutput
+    from polymodal.objectives import build_objective
+    from polymodal.objectives.embed_distill import save_targets
+
+    g = torch.Generator().manual_seed(0)
+    emb = {m: torch.nn.functional.normalize(torch.randn(4, 8, generator=g), dim=-1) for m in ("image", "text")}
+    path = save_targets(tmp_path / "t.pt", "teacher", {m: (["a", "b", "c", "d"], e) for m, e in emb.items()})
+    loss = build_objective(EmbedDistillConfig(targets=str(path)), build_preset("tiny-dual"))
+    at_teacher = loss(EmbeddingOutput({m: e[[2, 0]] for m, e in emb.items()}), {"id": ["c", "a"]})
+    assert float(at_teacher.loss) < 1e-5 and float(at_teacher.metrics["teacher_cos_text"]) > 0.9999
+    off = loss(EmbeddingOutput({m: e[[0, 2]] for m, e in emb.items()}), {"id": ["c", "a"]})
+    assert float(off.loss) > 0.1
+    with pytest.raises(ModelError, match="row z: no teacher"):
+        loss(EmbeddingOutput(emb), {"id": ["a", "b", "c", "z"]})
