@@ -253,6 +253,20 @@ class DistillConfig(ObjectiveConfig):
     gather_with_grad: bool = True
 
 
+@register_objective_config
+class EmbedDistillConfig(ObjectiveConfig):
+    """Match a teacher's precomputed embeddings (``targets``: a file of row id -> embedding per
+    modality, written by ``polymodal compress --method distill``): cosine per modality plus KL
+    between the softened in-batch similarity matrices of every modality pair. Unlabeled rows suffice."""
+
+    kind: Literal["embed-distill"] = "embed-distill"
+    targets: str | None = None
+    embedding_weight: float = Field(1.0, ge=0.0)
+    similarity_weight: float = Field(1.0, ge=0.0)
+    # softmax temperature over cosine similarities (CLIP's learned one ends near 0.01-0.07)
+    similarity_temperature: float = Field(0.05, gt=0.0)
+
+
 # --------------------------------------------------------------------------- train
 class LoraConfigSpec(_Strict):
     r: int = Field(8, ge=1)

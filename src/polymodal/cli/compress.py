@@ -35,9 +35,9 @@ def compress_command(
     unstructured: bool = typer.Option(False, "--unstructured", help="prune: zero single weights by magnitude "
                                       "(smaller after compression only; no speed-up) instead of removing channels."),
     steps: int = typer.Option(0, "--steps", min=0, help="prune: recovery fine-tune steps on --data; distill: "
-                              "training steps (0: the method's default)."),
+                              "training steps (0: the method's default, 200 for distill)."),
     student: str | None = typer.Option(None, "--student", help="distill: the student's preset or folder "
-                                       "(default: a 3-layer slice of the teacher's text tower + tiny image tower)."),
+                                       "(default: tiny-dual; its projections are resized to the teacher's width)."),
     int8_embeddings: bool = typer.Option(True, "--int8-embeddings/--fp32-embeddings",
                                          help="int8-dynamic: store embedding tables as int8 too."),
     report: bool = typer.Option(False, "--report", help="Also measure the original and the result (size, params, "

@@ -8,7 +8,7 @@ card names the source). Methods are registered in ``METHODS`` by name.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,13 @@ def _prune(model: Any, opts: CompressOptions) -> tuple[Any, str]:
     return prune(model, opts.sparsity, structured=opts.structured, towers=opts.towers, strict=opts.strict)
 
 
-METHODS: dict[str, Method] = {"int8-dynamic": _int8, "prune": _prune}
+def _distill(model: Any, opts: CompressOptions) -> tuple[Any, str]:
+    from polymodal.compress.distill import distill
+
+    return distill(model, opts)
+
+
+METHODS: dict[str, Method] = {"int8-dynamic": _int8, "prune": _prune, "distill": _distill}
 
 
 def register_method(name: str, method: Method) -> None:
@@ -84,7 +90,8 @@ def compress(model: Any, method: str, out: str | Path, options: CompressOptions 
     check_out(out, overwrite)
     source = str(model) if isinstance(model, str | Path) else getattr(model, "card_info", {}).get("name")
     loaded = load_model(model) if isinstance(model, str | Path) else model
-    result, summary = METHODS[method](loaded, opts)
+    # the method may name the source (distill's card and transform record say which teacher)
+    result, summary = METHODS[method](loaded, replace(opts, extra={"source": source, **opts.extra}))
     card = {"name": f"{source or type(loaded).__name__} ({method})", "compressed_from": source,
             "compression": summary}
     result.save_pretrained(out, card=card)

@@ -50,6 +50,7 @@ register_transform("lora_merged")
 BUILTIN_TRANSFORM_MODULES = {
     "int8_dynamic": "polymodal.compress.int8",
     "pruned": "polymodal.compress.prune",
+    "distilled": "polymodal.compress.distill",
 }
 
 

@@ -15,6 +15,7 @@ from polymodal.config import (
     ClassificationConfig,
     ContrastiveConfig,
     DistillConfig,
+    EmbedDistillConfig,
     MultiTaskConfig,
     SiglipConfig,
 )
@@ -23,6 +24,7 @@ from polymodal.objectives.base import Objective, ObjectiveResult, gather_feature
 from polymodal.objectives.classification import ClassificationLoss
 from polymodal.objectives.contrastive import ContrastiveLoss, SigLIPLoss
 from polymodal.objectives.distill import DistillationLoss
+from polymodal.objectives.embed_distill import EmbedDistillLoss, load_targets
 from polymodal.objectives.multitask import MultiTaskLoss
 from polymodal.objectives.registry import (
     OBJECTIVES,
@@ -33,7 +35,7 @@ from polymodal.objectives.registry import (
 )
 
 __all__ = [
-    "OBJECTIVES", "ClassificationLoss", "ContrastiveLoss", "DistillationLoss", "MultiTaskLoss", "Objective",
+    "OBJECTIVES", "ClassificationLoss", "ContrastiveLoss", "DistillationLoss", "EmbedDistillLoss", "MultiTaskLoss", "Objective",
     "ObjectiveKind", "ObjectiveResult", "SigLIPLoss", "build_objective", "gather_features", "objective_kind",
     "register_objective",
 ]
@@ -86,8 +88,19 @@ def _distill(cfg: DistillConfig, model: nn.Module, _labels: Any) -> nn.Module:
     return DistillationLoss(teacher, base, cfg.distill_temperature, cfg.distill_alpha)
 
 
+def _embed_distill(cfg: EmbedDistillConfig, model: nn.Module, _labels: Any) -> nn.Module:
+    if not cfg.targets:
+        raise ModelError("objective.targets must name the teacher's embeddings file (polymodal compress --method "
+                         "distill writes one)")
+    if not hasattr(model, "towers"):
+        raise ModelError("the embed-distill objective needs an embedding model (model.kind: dual)")
+    return EmbedDistillLoss(load_targets(cfg.targets), cfg.embedding_weight, cfg.similarity_weight,
+                            cfg.similarity_temperature)
+
+
 register_objective("contrastive", _contrastive, ContrastiveConfig, uses_labels=False)  # type: ignore[arg-type]
 register_objective("siglip", _siglip, SiglipConfig, uses_labels=False)  # type: ignore[arg-type]
 register_objective("classification", _classification, ClassificationConfig, uses_labels=True)  # type: ignore[arg-type]
 register_objective("multitask", _multitask, MultiTaskConfig, uses_labels=True)  # type: ignore[arg-type]
 register_objective("distill", _distill, DistillConfig, uses_labels=True)  # type: ignore[arg-type]
+register_objective("embed-distill", _embed_distill, EmbedDistillConfig, uses_labels=False)  # type: ignore[arg-type]

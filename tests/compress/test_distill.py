@@ -1,0 +1,106 @@
+"""Distillation: a tiny-dual student trained to match a wider, differently seeded teacher's embeddings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import polymodal
+from polymodal.compress.api import CompressOptions, compress
+from polymodal.errors import ModelError
+
+STEPS = 20
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A wider 3-layer tiny dual encoder (64-d embeddings, seed 1): unlike tiny-dual in weights and width."""
+    from polymodal.config import ModelConfig, TowerSpec
+    from polymodal.models.build import build_model
+
+    opts = {"width": 64, "layers": 3, "seed": 1}
+    cfg = ModelConfig(preset=None, embed_dim=64, towers=[
+        TowerSpec(modality="image", source="tiny", name_or_path="vit", options={**opts, "image_size": 64}),
+        TowerSpec(modality="text", source="tiny", name_or_path="bert", options=opts)])
+    torch.manual_seed(1)
+    return build_model(cfg).save_pretrained(tmp_path_factory.mktemp("teacher") / "t")  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def distilled(teacher: Path, shapes: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("distill") / "student"
+    compress(str(teacher), "distill", out, CompressOptions(data=shapes, steps=STEPS, seed=0))
+    return out
+
+
+def _mean_cos(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(torch.nn.functional.cosine_similarity(a, b).mean())
+
+
+def test_student_moves_towards_the_teacher(teacher: Path, distilled: Path, shapes: Path) -> None:
+    from polymodal.data.sources import load_manifest
+
+    manifest = load_manifest(shapes)
+    rows = [r for r in manifest.rows if r.get("split") == "test"]  # rows distillation never saw
+    images = [str(manifest.root / r["image"]) for r in rows]
+    texts = [r["text"] for r in rows]
+    t, s = polymodal.load(teacher), polymodal.load(distilled)
+    assert s.embed_dim == t.embed_dim == 64
+    assert sum(p.numel() for p in s.parameters()) < sum(p.numel() for p in t.parameters())
+    entry = s.transforms[-1]
+    assert entry["kind"] == "distilled" and entry["teacher"] == str(teacher) and entry["steps"] == STEPS
+    # before: tiny-dual with its projections resized to 64 (what the method starts from)
+    from polymodal.models.build import build_preset
+
+    start = build_preset("tiny-dual")
+    for tower in start.towers.values():
+        tower.set_projection(64)
+    for modality, items in (("image", images), ("text", texts)):
+        target = t.encode(modality, items)
+        before, after = _mean_cos(start.encode(modality, items), target), _mean_cos(s.encode(modality, items), target)
+        assert after > before + 0.2, (modality, before, after)
+    assert entry["cosine_after"]["image"] > entry["cosine_before"]["image"]
+
+
+def test_output_evaluates_and_cli(distilled: Path, shapes: Path, teacher: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from polymodal.cli.main import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["eval", str(distilled), "--task", "retrieval", "--data", str(shapes)])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "cli"
+    res = runner.invoke(app, ["compress", str(teacher), "--method", "distill", "--data", str(shapes),
+                              "--steps", "2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "mean cosine to the teacher" in res.output
+    assert polymodal.load(out).transforms[-1]["kind"] == "distilled"
+
+
+def test_clear_errors(teacher: Path, shapes: Path, tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="unlabeled items"):
+        compress(str(teacher), "distill", tmp_path / "a", CompressOptions())
+    with pytest.raises(ModelError, match="audio tower"):
+        compress(str(teacher), "distill", tmp_path / "b", CompressOptions(data=shapes, student="tiny-audio-text"))
+
+
+def test_embed_distill_loss_is_zero_at_the_teacher_and_names_missing_rows(tmp_path: Path) -> None:
+    from polymodal.config import EmbedDistillConfig
+    from polymodal.models.build import build_preset
+    from polymodal.models.outputs import EmbeddingOutput
+    from polymodal.objectives import build_objective
+    from polymodal.objectives.embed_distill import save_targets
+
+    g = torch.Generator().manual_seed(0)
+    emb = {m: torch.nn.functional.normalize(torch.randn(4, 8, generator=g), dim=-1) for m in ("image", "text")}
+    path = save_targets(tmp_path / "t.pt", "teacher", {m: (["a", "b", "c", "d"], e) for m, e in emb.items()})
+    loss = build_objective(EmbedDistillConfig(targets=str(path)), build_preset("tiny-dual"))
+    at_teacher = loss(EmbeddingOutput({m: e[[2, 0]] for m, e in emb.items()}), {"id": ["c", "a"]})
+    assert float(at_teacher.loss) < 1e-5 and float(at_teacher.metrics["teacher_cos_text"]) > 0.9999
+    off = loss(EmbeddingOutput({m: e[[0, 2]] for m, e in emb.items()}), {"id": ["c", "a"]})
+    assert float(off.loss) > 0.1
+    with pytest.raises(ModelError, match="row z: no teacher"):
+        loss(EmbeddingOutput(emb), {"id": ["a", "b", "c", "z"]})
