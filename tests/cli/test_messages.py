@@ -37,7 +37,7 @@ def test_a_mistyped_run_dir_is_no_such_folder_with_did_you_mean(
 def test_a_mistyped_preset_and_a_missing_parent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     r = runner.invoke(app, ["eval", "lite-dul", "--task", "retrieval", "--data", "d.jsonl"])
-    assert r.exit_code == 2 and "'lite-dul' is not a preset name or a folder here; did you mean lite-dual?" in _one_line(r.output)
+    assert r.exit_code == 2 and "'lite-dul' is not a preset name or a folder here; did you mean lite-dual or lite-clip?" in _one_line(r.output)
     r = runner.invoke(app, ["eval", "./nowhere/run", "--task", "retrieval", "--data", "d.jsonl"])
     assert r.exit_code == 2 and "nowhere/run: no such folder (nowhere does not exist either)" in _one_line(r.output)
 

@@ -1,6 +1,6 @@
 """Recipe for the ``lite-clip`` preset's projection weights (``presets/lite-clip.safetensors``).
 
-    python -m polymodal.models.presets.recipes.lite_clip --work /tmp/lite-clip
+    python -m polymodal.recipes.lite_clip --work /tmp/lite-clip
 
 What it does, all offline and through the project's own paths:
 
@@ -82,7 +82,7 @@ def extract(run_dir: Path, out: Path) -> dict[str, Any]:
 
     state = load_file(str(run_dir / "model" / "model.safetensors"))
     kept = {k: v.contiguous() for k, v in state.items() if ".encoder." not in k}
-    meta = {"recipe": "polymodal.models.presets.recipes.lite_clip", "seed": str(SEED),
+    meta = {"recipe": "polymodal.recipes.lite_clip", "seed": str(SEED),
             "image_size": str(IMAGE_SIZE), "datasets": json.dumps(DATASETS), "train": json.dumps(TRAIN)}
     save_file(kept, str(out), metadata=meta)
     return {k: list(v.shape) for k, v in kept.items()}
