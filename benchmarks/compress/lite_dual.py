@@ -1,7 +1,7 @@
 """Trade-off table for lite-dual (or any dual model): fp32, int8-dynamic, ONNX fp32, ONNX int8.
 
 Run: PYTHONPATH=src python benchmarks/compress/lite_dual.py [--model lite-dual] [--out /tmp/lite-tradeoff]
-     [--eval-data MANIFEST]
+     [--eval-data MANIFEST] [--retrieval-data MANIFEST]
 Writes OUT/{original,int8,onnx,onnx-int8}/ and OUT/tradeoff/tradeoff.{md,json,html}.
 """
 
@@ -20,7 +20,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="lite-dual")
     parser.add_argument("--out", type=Path, default=Path("/tmp/lite-tradeoff"))
-    parser.add_argument("--eval-data", type=Path, default=None)
+    parser.add_argument("--eval-data", type=Path, default=None, help="zero-shot classification manifest")
+    parser.add_argument("--retrieval-data", type=Path, default=None, help="image-text retrieval manifest")
     parser.add_argument("--repeats", type=int, default=8)
     args = parser.parse_args()
     out = args.out
@@ -35,7 +36,8 @@ def main() -> None:
         if not (out / name / "config.json").is_file():
             print(export_onnx(str(original), out / name, int8=int8, overwrite=True).summary(), flush=True)
         variants[name] = out / name
-    table = tradeoff(variants, out / "tradeoff", zeroshot=args.eval_data, repeats=args.repeats)
+    table = tradeoff(variants, out / "tradeoff", zeroshot=args.eval_data, retrieval=args.retrieval_data,
+                     repeats=args.repeats)
     print(to_markdown(table))
 
 
