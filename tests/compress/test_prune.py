@@ -40,3 +40,22 @@ def test_magnitude_prune_zeroes_weights(tiny_folder: Path, tmp_path: Path) -> No
     assert 0.49 <= float((w == 0).float().mean()) <= 0.51
     with pytest.raises(ModelError, match="between 0 and 1"):
         compress(str(tiny_folder), "prune", tmp_path / "bad", CompressOptions(sparsity=1.0))
+
+
+def test_recovery_fine_tune_trains_the_pruned_model_and_it_still_loads_narrow(
+        tiny_folder: Path, tmp_path: Path, texts: list[str], shapes: Path) -> None:
+    plain = compress(str(tiny_folder), "prune", tmp_path / "p", CompressOptions(sparsity=0.5))
+    res = compress(str(tiny_folder), "prune", tmp_path / "r", CompressOptions(sparsity=0.5, data=shapes, steps=3))
+    kinds = [t["kind"] for t in res.transforms]
+    assert kinds == ["pruned", "pruned_recovered"], kinds
+    record = res.transforms[1]
+    assert record["steps"] == 3 and "val/loss" in record and "recovered with 3 contrastive steps" in res.summary
+    recovered, pruned = polymodal.load(res.folder), polymodal.load(plain.folder)
+    for name, width in res.transforms[0]["mlp_widths"].items():  # still narrow after training and reload
+        assert recovered.get_submodule(name).out_features == width
+    # the fine-tune moved the weights: the recovered model embeds differently from the pruned one
+    assert not torch.allclose(recovered.encode_text(texts), pruned.encode_text(texts))
+    with pytest.raises(ModelError, match="needs --data"):
+        compress(str(tiny_folder), "prune", tmp_path / "s", CompressOptions(sparsity=0.5, steps=3))
+    with pytest.raises(ModelError, match="refill"):
+        compress(str(tiny_folder), "prune", tmp_path / "u", CompressOptions(sparsity=0.5, structured=False, data=shapes))

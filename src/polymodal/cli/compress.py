@@ -26,7 +26,8 @@ def compress_command(
     method: str = typer.Option(..., "--method", "-m", help=METHOD_HELP),
     out: Path = typer.Option(..., "--out", help="Folder to write the compressed model to (a normal model folder)."),
     data: Path | None = typer.Option(
-        None, "--data", help="Manifest of unlabeled items: distill's training data, prune's recovery fine-tune."),
+        None, "--data", help="distill: manifest of unlabeled items to train the student on; prune: image-text "
+                             "pairs for the recovery fine-tune."),
     towers: str | None = typer.Option(None, "--towers", help="Comma-separated modalities to compress (default: all)."),
     strict: bool = typer.Option(
         False, "--strict", help="Fail on a layer the method cannot compress (default: name it and keep it as is)."),
@@ -35,7 +36,7 @@ def compress_command(
     unstructured: bool = typer.Option(False, "--unstructured", help="prune: zero single weights by magnitude "
                                       "(smaller after compression only; no speed-up) instead of removing channels."),
     steps: int = typer.Option(0, "--steps", min=0, help="prune: recovery fine-tune steps on --data; distill: "
-                              "training steps (0: the method's default, 200 for distill)."),
+                              "training steps (0: the method's default, 200)."),
     student: str | None = typer.Option(None, "--student", help="distill: the student's preset or folder "
                                        "(default: tiny-dual; its projections are resized to the teacher's width)."),
     int8_embeddings: bool = typer.Option(True, "--int8-embeddings/--fp32-embeddings",

@@ -51,10 +51,23 @@ def _int8(model: Any, opts: CompressOptions) -> tuple[Any, str]:
 def _prune(model: Any, opts: CompressOptions) -> tuple[Any, str]:
     from polymodal.compress.prune import prune
 
-    if opts.data is not None or opts.steps:
-        raise ModelError("prune's recovery fine-tune (--data / --steps) is not built yet; prune without it, "
-                         "or fine-tune the pruned folder with `polymodal train`")
-    return prune(model, opts.sparsity, structured=opts.structured, towers=opts.towers, strict=opts.strict)
+    if opts.steps and opts.data is None:
+        raise ModelError("--steps sets prune's recovery fine-tune, which needs --data (image-text pairs)")
+    if opts.data is not None and not opts.structured:
+        raise ModelError("a recovery fine-tune would refill the weights that magnitude pruning zeroed; "
+                         "use it with structured pruning (drop --unstructured) or prune without --data")
+    out, summary = prune(model, opts.sparsity, structured=opts.structured, towers=opts.towers, strict=opts.strict)
+    if opts.data is None:
+        return out, summary
+    from polymodal.compress.recovery import DEFAULT_STEPS, recover
+    from polymodal.models.transforms import record_transform
+
+    entry = next(t for t in out.transforms if t.get("kind") == "pruned")
+    pruned = sorted({name.split(".")[1] for name in entry.get("mlp_widths", {})})
+    out, record = recover(out, opts.data, opts.steps or DEFAULT_STEPS, pruned, opts.seed)
+    record_transform(out, "pruned_recovered", **record)
+    shown = ", ".join(f"{k} {v}" for k, v in record.items() if k.startswith("val/"))
+    return out, f"{summary}; recovered with {record['steps']} contrastive steps on {opts.data} ({shown})"
 
 
 def _distill(model: Any, opts: CompressOptions) -> tuple[Any, str]:

@@ -51,6 +51,7 @@ BUILTIN_TRANSFORM_MODULES = {
     "int8_dynamic": "polymodal.compress.int8",
     "pruned": "polymodal.compress.prune",
     "distilled": "polymodal.compress.distill",
+    "pruned_recovered": "polymodal.compress.recovery",
 }
 
 
