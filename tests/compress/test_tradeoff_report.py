@@ -22,8 +22,10 @@ def test_tradeoff_table_and_plots(tiny_folder: Path, shapes: Path, tmp_path: Pat
         value, low, high = row["metrics"]["zeroshot-classification:acc@1"]
         assert low <= value <= high
         assert "retrieval:image_to_text/R@1" in row["metrics"]
+    # a fresh process per variant: torch alone is over 100 MiB resident, and the row says it
+    assert all(100 < row["peak_mb"] < 8000 for row in (fp32, q)), (fp32["peak_mb"], q["peak_mb"])
     md = (tmp_path / "t" / "tradeoff.md").read_text()
-    assert "| int8 |" in md and "x smaller" in md
+    assert "| int8 |" in md and "x smaller" in md and "peak RSS MB" in md
     html = (tmp_path / "t" / "tradeoff.html").read_text()
     assert "size vs accuracy" in html and "latency vs accuracy" in html and html.count("data:image/png;base64") == 2
     assert json.loads((tmp_path / "t" / "tradeoff.json").read_text())["meta"]["pytorch_precision"] == "float32"

@@ -11,16 +11,20 @@ measures every variant in the same process, one after another, on the same items
 - zero-shot acc@1 and retrieval R@1 with bootstrap 95% intervals when data is given.
 
 PyTorch runs in float32 unless ``bf16=True`` (the runtime's bf16 path would otherwise be chosen
-on CPUs with fast bf16, and the baseline would not be float32). Peak memory is not measured
-here (it needs one fresh process per variant; see benchmarks/compress). It writes
+on CPUs with fast bf16, and the baseline would not be float32). Peak memory (``peak=True``, the
+default) is the resident-set high-water mark of one fresh process per variant that loads it and
+encodes one batch of 64 per tower (a process's peak cannot be reset, so it cannot share one). It writes
 ``tradeoff.{md,json}`` and ``tradeoff.html`` with size-vs-accuracy and latency-vs-accuracy plots.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,6 +49,28 @@ class VariantRow:
     cosine_min: dict[str, float] = field(default_factory=dict)
     cosine_mean: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, list[float]] = field(default_factory=dict)  # name -> [value, low, high]
+    peak_mb: float | None = None  # resident-set peak of a fresh process: load + one batch of 64 per tower
+
+
+# run in a fresh process per variant: a process's peak RSS can only grow, so variants cannot share one
+_PEAK = """
+import resource, sys
+import polymodal
+from polymodal.compress.report import THROUGHPUT_BATCH, _items
+model = polymodal.load(sys.argv[1])
+for modality in model.modalities:
+    model.encode(modality, _items(model, modality, THROUGHPUT_BATCH), batch_size=THROUGHPUT_BATCH, bf16=False)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def peak_memory_mb(folder: Path) -> float:
+    """Peak resident memory (MiB, Linux ru_maxrss) of loading ``folder`` and encoding a batch per tower."""
+    proc = subprocess.run([sys.executable, "-c", _PEAK, str(folder)], capture_output=True, text=True,
+                          timeout=900, env=dict(os.environ))
+    if proc.returncode != 0:
+        raise ModelError(f"{folder}: the peak-memory process failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return round(float(proc.stdout.strip().splitlines()[-1]), 1)
 
 
 def folder_size(path: Path) -> int:
@@ -100,7 +126,7 @@ def cpu_name() -> str:
 
 def tradeoff(variants: dict[str, str | Path], out_dir: str | Path, *, zeroshot: str | Path | None = None,
              retrieval: str | Path | None = None, repeats: int = 8, bootstrap: int = 200, bf16: bool = False,
-             split: str = "test") -> dict[str, Any]:
+             split: str = "test", peak: bool = True) -> dict[str, Any]:
     """Measure each variant (the first is the original) and write the table + plots; see the module docstring."""
     from polymodal.models.loading import load_model
     from polymodal.tasks import evaluate
@@ -118,6 +144,8 @@ def tradeoff(variants: dict[str, str | Path], out_dir: str | Path, *, zeroshot: 
             raise ModelError(f"{folder}: the trade-off table measures saved folders (save a preset first)")
         model = load_model(folder)
         row = VariantRow(name, str(folder), folder_size(folder) / 1e6, count_params(model, folder))
+        if peak:
+            row.peak_mb = peak_memory_mb(folder)
         for modality in model.modalities:
             if modality not in items:
                 items[modality] = _items(model, modality, THROUGHPUT_BATCH)
@@ -153,7 +181,7 @@ def headers_and_rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]
     rows = table["rows"]
     towers = list(rows[0]["throughput"]) if rows else []
     metrics = sorted({k for r in rows for k in r["metrics"]})
-    headers = ["variant", "size MB", "x smaller", "params"]
+    headers = ["variant", "size MB", "x smaller", "params", "peak RSS MB"]
     headers += [f"{m} ms/item b1" for m in towers] + [f"{m} items/s b64" for m in towers] + ["speed-up b64"]
     headers += [f"{m} cos min/mean" for m in towers] + metrics
     base = rows[0] if rows else None
@@ -162,7 +190,8 @@ def headers_and_rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]
         assert base is not None
         total = sum(1 / r["throughput"][m] for m in towers)
         base_total = sum(1 / base["throughput"][m] for m in towers)
-        cells = [r["name"], f"{r['size_mb']:.1f}", f"{base['size_mb'] / r['size_mb']:.2f}x", f"{r['params']:,}"]
+        cells = [r["name"], f"{r['size_mb']:.1f}", f"{base['size_mb'] / r['size_mb']:.2f}x", f"{r['params']:,}",
+                 f"{r['peak_mb']:.0f}" if r.get("peak_mb") is not None else "-"]
         cells += [f"{r['latency_ms'][m]:.2f}" for m in towers] + [f"{r['throughput'][m]:.1f}" for m in towers]
         cells += [f"{base_total / total:.2f}x"]
         cells += [f"{r['cosine_min'][m]:.4f} / {r['cosine_mean'][m]:.4f}" for m in towers]
