@@ -65,3 +65,16 @@ def test_the_shared_helper_writes_lines_to_a_log(capsys: pytest.CaptureFixture[s
     with progress(20, "small") as advance:  # small jobs stay quiet
         advance(20)
     assert capsys.readouterr().err == ""
+
+
+def test_a_pass_reported_first_at_its_end_is_timed_from_its_start() -> None:
+    # embed reports after its first chunk; with one chunk the rate was items / ~0 s (26 million items/s)
+    import io
+
+    from polymodal.progress import PlainProgress
+
+    now = [10.0]
+    out = io.StringIO()
+    line = PlainProgress("embedding image", 100, stream=out, clock=lambda: now[0], started=6.0)
+    line.update(100, force=True)
+    assert "25.0 items/s" in out.getvalue() and "elapsed 4s" in out.getvalue()

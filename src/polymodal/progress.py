@@ -56,11 +56,13 @@ class PlainProgress:
         completed: int = 0,
         stream: IO[str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        started: float | None = None,
     ) -> None:
         self.label, self.total, self.unit, self.rate_unit = label, total, unit, rate_unit
         self.every, self.stream, self.clock = every, stream, clock
         self.completed = self.start_count = completed
-        self._t0 = clock()
+        # ``started``: when the work began, if before this object (made at the first report)
+        self._t0 = clock() if started is None else started
         self._last: float | None = None
         self.lines = 0
 

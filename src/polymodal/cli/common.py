@@ -135,14 +135,22 @@ def progress_updates(verb: str) -> Iterator[Callable[[str, int, int], None]]:
     from polymodal.progress import PlainProgress, on_terminal
 
     if not on_terminal(err_console.file):
+        import time
+
         plain: dict[str, PlainProgress] = {}
+        # the first report comes after the first chunk: time a pass from its start, not from that report
+        began = time.monotonic()
 
         def write(name: str, done: int, total: int) -> None:
+            nonlocal began
             line = plain.get(name)
             if line is None or done <= line.completed:
                 if line is not None and line.completed < (line.total or 0):
                     line.finish()
-                line = plain[name] = PlainProgress(f"{verb} {name}", total, stream=err_console.file)
+                # a report of 0 done marks the start of a pass (embed sends one when it knows the total)
+                line = plain[name] = PlainProgress(f"{verb} {name}", total, stream=err_console.file,
+                                                   started=None if done == 0 else began)
+            began = time.monotonic()
             line.update(done, total, force=done >= total)
 
         yield write

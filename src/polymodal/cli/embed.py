@@ -44,6 +44,7 @@ def embed_command(
         def on_total(n: int) -> None:
             nonlocal total
             total = n
+            update(modality, 0, n)  # the pass starts now: its rate and ETA leave model loading out
 
         def on_progress(n: int) -> None:
             nonlocal done
