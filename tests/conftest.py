@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -37,3 +39,19 @@ def no_pickle(folder) -> list[str]:  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def find_pickles():  # type: ignore[no-untyped-def]
     return no_pickle
+
+
+@pytest.fixture(scope="session")
+def tiny():  # type: ignore[no-untyped-def]
+    """tiny-dual as a user gets it: through the one loader, in eval mode (index and serve tests)."""
+    import polymodal
+
+    return polymodal.load("tiny-dual")
+
+
+@pytest.fixture(scope="session")
+def shapes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 24-row built-in shapes set's folder (manifest.jsonl + images)."""
+    from polymodal.data.builtin import make_dataset
+
+    return make_dataset("shapes", tmp_path_factory.mktemp("shapes") / "data", n=24).parent  # type: ignore[no-any-return]

@@ -1,4 +1,4 @@
-"""Shared fixtures for compression / export tests: tiny-dual saved once, a tiny shapes set."""
+"""Shared fixtures for compression and ONNX export tests: tiny-dual saved once, a tiny shapes set."""
 
 from __future__ import annotations
 

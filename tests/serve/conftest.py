@@ -15,20 +15,6 @@ pytest.importorskip("httpx")
 
 
 @pytest.fixture(scope="session")
-def shapes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from polymodal.data.builtin import make_dataset
-
-    return make_dataset("shapes", tmp_path_factory.mktemp("serve-shapes") / "data", n=24).parent
-
-
-@pytest.fixture(scope="session")
-def tiny():  # type: ignore[no-untyped-def]
-    import polymodal
-
-    return polymodal.load("tiny-dual")
-
-
-@pytest.fixture(scope="session")
 def shapes_index(shapes_dir: Path, tiny, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     from polymodal.index import build_index, open_index
 
