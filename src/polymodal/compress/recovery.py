@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from polymodal.errors import ModelError
+from polymodal.models.transforms import register_transform
 
 DEFAULT_STEPS = 200
 LR = 1e-4
@@ -52,10 +53,4 @@ def recover(model: Any, data: str | Path, steps: int, pruned: list[str], seed: i
     return out, {"steps": steps, "data": str(data), "locked": locked, "seed": seed, **final}
 
 
-def _register() -> None:
-    from polymodal.models.transforms import register_transform
-
-    register_transform("pruned_recovered")  # a record only: the weights carry the training, `pruned` the shape
-
-
-_register()
+register_transform("pruned_recovered")  # a record only: the weights carry the training, `pruned` the shape
