@@ -27,6 +27,7 @@ class CompressOptions:
     data: str | Path | None = None  # prune (recovery) / distill: a manifest of unlabeled items
     steps: int = 0  # prune: recovery fine-tune steps; distill: training steps (0: the method's default)
     student: str | None = None  # distill: the student's preset or folder
+    student_layers: dict[str, list[int]] | None = None  # distill: cut the student from the teacher's layers
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
