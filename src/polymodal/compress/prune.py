@@ -165,4 +165,4 @@ def _rebuild(model: nn.Module, entry: dict[str, Any]) -> nn.Module:
     return model
 
 
-register_transform(KIND, _rebuild)
+register_transform(KIND, _rebuild, meta_safe=True)  # it only slices and replaces layers
