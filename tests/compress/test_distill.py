@@ -83,6 +83,7 @@ def test_output_evaluates_and_cli(distilled: Path, shapes: Path, teacher: Path, 
     assert len(student.tower("text").blocks()) == 2 and len(student.tower("image").blocks()) == 3
     # it starts as the teacher minus one text layer, far closer than a random-init student
     assert entry["cosine_before"]["image"] > 0.999 and entry["cosine_before"]["text"] > 0.5
+    assert entry["cosine_after"]["image"] > 0.999  # the tower the cut left whole stayed locked
 
 
 def test_student_cut_from_the_teachers_layers_holds_those_layers(teacher: Path, tmp_path: Path) -> None:

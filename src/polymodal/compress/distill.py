@@ -7,7 +7,8 @@
    projections as wide as the teacher's embeddings, so the two can be compared, and the
    teacher's temperature; it is saved as the run's starting model. Or the student is cut from
    the teacher (``--student-layers text=0,2,4``: ``compress.student.cut_student``), keeping
-   some of its transformer layers with their weights; it then starts at a lower learning rate.
+   some of its transformer layers with their weights; it then starts at a lower learning rate
+   and the towers it left whole stay locked.
 3. The existing trainer trains it with the ``embed-distill`` objective (cosine per modality +
    KL between softened in-batch similarity matrices), the teacher's embeddings reaching each
    batch by row id. No labels are read: unlabeled items are enough.
@@ -124,6 +125,9 @@ def distill(teacher: Any, opts: Any) -> tuple[Any, str]:
         with torch.no_grad():
             student.logit_scale.copy_(teacher.logit_scale.detach())
     modalities = list(student.towers)
+    # a tower the cut left whole already gives the teacher's embeddings: it stays locked (its features are
+    # then computed once), and only the cut towers train
+    uncut = [m for m in modalities if m not in layers] if layers else []
     data_cfg = DataConfig(manifest=str(opts.data), batch_size=BATCH_SIZE)
     manifest = load_manifest(str(opts.data), data_cfg.root, split_ratio=data_cfg.split_ratio, seed=opts.seed)
     rows = [r for r in manifest.rows if r.get("split") != data_cfg.test_split]
@@ -139,8 +143,8 @@ def distill(teacher: Any, opts: Any) -> tuple[Any, str]:
         cfg = RunConfig(
             model=ModelConfig(preset=str(start)), data=data_cfg,
             objective=EmbedDistillConfig(targets=str(target_file)),
-            train=TrainConfig(lr=float(opts.extra.get("lr", LR_CUT if layers else LR)), epochs=steps, max_steps=steps, seed=opts.seed, warmup_ratio=0.05,
-                              eval_every=steps, checkpoint_every=steps, log_every=max(steps // 10, 1),
+            train=TrainConfig(lr=float(opts.extra.get("lr", LR_CUT if layers else LR)), locked_towers=uncut,
+                              epochs=steps, max_steps=steps, seed=opts.seed, warmup_ratio=0.05, eval_every=steps, checkpoint_every=steps, log_every=max(steps // 10, 1),
                               progress=False, keep_last=1),
         )
         train(cfg, Path(tmp) / "run")
