@@ -141,9 +141,6 @@ def pruned_towers(names: Any) -> list[str]:
 
 def example_items(tower: Any) -> list[Any]:
     """Two raw items of the tower's modality for torch-pruning's trace."""
-    if tower.modality == "audio":
-        rate = int(getattr(tower.encoder, "sample_rate", 16000))
-        return [torch.randn(rate, generator=torch.Generator().manual_seed(i)).numpy() * 0.1 for i in range(2)]
     from polymodal.export.onnx import _samples
 
     return _samples(tower, 2, 7)
