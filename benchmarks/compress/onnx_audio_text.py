@@ -2,7 +2,7 @@
 
 Run: PYTHONPATH=src python benchmarks/compress/onnx_audio_text.py [--model tiny-audio-text] [--out /tmp/onnx-audio] [--int8]
 Exits 1 when the reloaded graph's audio embeddings miss min cosine 0.9999 (0.98 with --int8) against PyTorch on
-waveforms of lengths the export did not see. Not a CI test: two dynamo exports take about a minute on 2 cores.
+waveforms of lengths the export did not see. Not a CI test: as one it took 68 s on the shared 2-core machine.
 """
 
 from __future__ import annotations
