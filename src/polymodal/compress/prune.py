@@ -98,16 +98,16 @@ def prune(model: Any, sparsity: float, *, structured: bool = True, towers: list[
         return out, f"prune: {sparsity:.0%} of the weights zeroed by magnitude in {count} linear layers (dense; no speed-up)"
     widths: dict[str, int] = {}
     shapes: dict[str, list[int]] = {}
-    skipped = []
+    skipped: dict[str, str] = {}  # tower -> why it was left whole
     for m in chosen:
         blocks = mlp_blocks(out, f"towers.{m}.")
         if not blocks and has_convs(out.tower(m).encoder):
-            tower = out.tower(m)
-            changed = prune_conv_tower(tower, tower.preprocess(example_items(tower)), sparsity)
-            shapes.update({f"towers.{m}.{name}": shape for name, shape in changed.items()})
+            reason = _prune_convs(out, m, sparsity, shapes)
+            if reason:
+                skipped[m] = reason
             continue
         if not blocks:
-            skipped.append(m)
+            skipped[m] = "no transformer MLP blocks or convolutions"
             continue
         for up_name, down_name in blocks:
             up, down = out.get_submodule(up_name), out.get_submodule(down_name)
@@ -119,8 +119,8 @@ def prune(model: Any, sparsity: float, *, structured: bool = True, towers: list[
             _set(out, down_name, new_down)
             widths[up_name] = n_keep
     if skipped and strict:
-        raise ModelError(f"structured pruning found no transformer MLP blocks or convolutions in tower(s) "
-                         f"{', '.join(skipped)}; drop --strict to leave them whole")
+        raise ModelError("structured pruning cannot prune " + "; ".join(f"the {m} tower ({why})" for m, why in skipped.items())
+                         + "; drop --strict to leave it whole")
     if not widths and not shapes:
         raise ModelError(f"no transformer MLP blocks or convolutions to prune in tower(s) {', '.join(chosen)}")
     record_transform(out, KIND, structured=True, sparsity=sparsity, towers=chosen, mlp_widths=widths,
@@ -130,8 +130,24 @@ def prune(model: Any, sparsity: float, *, structured: bool = True, towers: list[
         convs = sum(1 for shape in shapes.values() if len(shape) == 3)  # [out, in, groups]
         done.append(f"{sparsity:.0%} of the conv channels removed ({convs} convolutions narrowed) in "
                      f"{', '.join(pruned_towers(shapes))}")
-    note = f"; left whole (no transformer MLP blocks or convolutions): {', '.join(skipped)}" if skipped else ""
+    note = "".join(f"; left whole: {m} ({why})" for m, why in skipped.items())
     return out, f"prune: {'; '.join(done)}{note}"
+
+
+def _prune_convs(model: Any, modality: str, sparsity: float, shapes: dict[str, list[int]]) -> str | None:
+    """Prune the conv channels of one tower in place, adding its new layer shapes to ``shapes``;
+    why it was left whole when torch-pruning could not handle it (the tower is then put back)."""
+    tower = model.tower(modality)
+    backup = copy.deepcopy(tower)
+    try:
+        changed = prune_conv_tower(tower, tower.preprocess(example_items(tower)), sparsity)
+    except ModelError:
+        raise
+    except Exception as exc:  # a layer torch-pruning cannot trace or cut: a partly cut tower must not stay
+        model.towers[modality] = backup
+        return f"torch-pruning failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}"
+    shapes.update({f"towers.{modality}.{name}": shape for name, shape in changed.items()})
+    return None
 
 
 def pruned_towers(names: Any) -> list[str]:
