@@ -55,3 +55,17 @@ def shapes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from polymodal.data.builtin import make_dataset
 
     return make_dataset("shapes", tmp_path_factory.mktemp("shapes") / "data", n=24).parent  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def polymodal_cli():  # type: ignore[no-untyped-def]
+    """``polymodal_cli(*args) -> click Result``: the real ``polymodal`` command run in this process
+    (a subprocess pays several seconds of imports per call); ``.exit_code``, ``.stdout``, ``.stderr``."""
+    from typer.testing import CliRunner
+
+    from polymodal.cli.main import app
+
+    def run(*args: str):  # type: ignore[no-untyped-def]
+        return CliRunner().invoke(app, [str(a) for a in args], prog_name="polymodal")
+
+    return run
