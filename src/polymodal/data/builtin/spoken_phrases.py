@@ -7,7 +7,8 @@ never occur in train or val (``TEST_VOICES``), so a score on it is a score on un
 a seeded tenth of the phrases (``meta.phrase_seen: false``) is also kept out of train and val
 and occurs only in test, so the test split holds unseen voices saying seen and unseen phrases.
 
-Columns: ``audio`` (22.05 kHz mono WAV under ``audio/<split>/``), ``text`` (the transcript,
+Columns: ``audio`` (16 kHz mono 16-bit WAV under ``audio/<split>/``: espeak-ng's 22.05 kHz
+resampled once here, so training does not resample every clip every epoch), ``text`` (the transcript,
 lower case), ``label`` (the shape word: a class for zero-shot "which word is spoken"), ``meta``
 (``voice``, ``speed``, ``pitch``, ``words``, ``phrase_seen``). ``n`` (default 1200) rows:
 70% train, 10% val, 20% test.
@@ -40,6 +41,16 @@ SPEEDS = (130, 160, 190)
 PITCHES = (35, 50, 65)
 HELD_OUT_PHRASES = 0.1
 RATIOS = {"train": 0.7, "val": 0.1, "test": 0.2}
+SAMPLE_RATE = 16000
+
+
+def _clip(binary: str, text: str, voice: str, speed: int, pitch: int, path: Path) -> None:
+    import soundfile as sf
+
+    from polymodal.data.audio import load_audio
+
+    synthesize(binary, text, voice, speed, path, pitch)
+    sf.write(str(path), load_audio(path, SAMPLE_RATE), SAMPLE_RATE, subtype="PCM_16")
 
 
 def phrases() -> list[str]:
@@ -90,13 +101,13 @@ def make(out_dir: str | Path, n: int | None = None, seed: int = 0) -> Path:
     for split in ("train", "val", "test"):
         (out / FILES_DIR / split).mkdir(parents=True)
     with common.progress(len(rows), NAME) as advance, ThreadPoolExecutor(max_workers=THREADS) as pool:
-        futures = [pool.submit(synthesize, binary, r["text"], r["meta"]["voice"], r["meta"]["speed"],
-                               out / r["audio"], r["meta"]["pitch"]) for r in rows]
+        futures = [pool.submit(_clip, binary, r["text"], r["meta"]["voice"], r["meta"]["speed"],
+                               r["meta"]["pitch"], out / r["audio"]) for r in rows]
         for future in futures:
             future.result()
             advance(1)
     info = {
-        "name": NAME, "seed": seed, "source": "espeak-ng (Debian package espeak-ng)", "sample_rate": 22050,
+        "name": NAME, "seed": seed, "source": "espeak-ng (Debian package espeak-ng)", "sample_rate": SAMPLE_RATE,
         "text": "the spoken phrase (a digit or command, a colour, a shape)", "label": "the shape word",
         "train_voices": list(TRAIN_VOICES), "test_voices": list(TEST_VOICES), "speeds": list(SPEEDS),
         "pitches": list(PITCHES), "unseen_phrases": sorted({r["text"] for r in rows if not r["meta"]["phrase_seen"]}),
