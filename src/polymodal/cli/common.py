@@ -76,7 +76,6 @@ def check_model_name(name: str) -> None:
     left to the loader, which says how to get them offline.
     """
     from polymodal.models.presets import is_preset, list_presets
-
     from polymodal.tasks.asr_baselines import is_baseline
 
     path = Path(name).expanduser()

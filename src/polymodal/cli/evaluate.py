@@ -62,7 +62,7 @@ def beam_option() -> Any:
     return typer.Option(8, "--beam-width", min=1, help="asr task: beam width of --decoder beam.")
 
 
-def _asr_options(tasks: list[str], decoder: str, beam_width: int) -> dict[str, object]:
+def _asr_options(tasks: list[str], decoder: str, beam_width: int) -> dict[str, Any]:
     """The asr task's decoding options, given only when every task is asr (the others take none)."""
     if not tasks or any(t != "asr" for t in tasks):
         return {}

@@ -182,10 +182,10 @@ def _assemble(cfg: ModelConfig, parts: tuple[EmbeddingModel | None, dict[str, To
     if cfg.kind == "ctc":
         from polymodal.models.ctc import build_ctc_model
 
-        spec = cfg.heads.get("text", HeadSpec(kind="ctc"))
-        if spec.kind != "ctc":
-            raise ModelError(f"model.kind: ctc takes a head of kind 'ctc' (model.heads.text), got {spec.kind!r}")
-        return build_ctc_model(towers, spec.hidden_dim, spec.dropout)
+        head = cfg.heads.get("text", HeadSpec(kind="ctc"))
+        if head.kind != "ctc":
+            raise ModelError(f"model.kind: ctc takes a head of kind 'ctc' (model.heads.text), got {head.kind!r}")
+        return build_ctc_model(towers, head.hidden_dim, head.dropout)
     from polymodal.models.fused import FusionModel
     from polymodal.models.fusion import build_fusion
 

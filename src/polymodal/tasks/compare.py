@@ -16,8 +16,8 @@ from polymodal.errors import DataError
 from polymodal.metrics import DEFAULT_BOOTSTRAP, PairedTest, paired_bootstrap
 from polymodal.report import Leaderboard, Report
 from polymodal.report.leaderboard import BestTest
-from polymodal.tasks.cache import EmbeddingCache
 from polymodal.tasks.asr_baselines import BaselineUnavailable
+from polymodal.tasks.cache import EmbeddingCache
 from polymodal.tasks.data import as_eval_data
 from polymodal.tasks.evaluate import evaluate, load_model
 from polymodal.tasks.result import TaskResult

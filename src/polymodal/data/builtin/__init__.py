@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from polymodal.data.builtin import digits, fashion_mnist, moving_shapes, shapes, spoken_phrases, spoken_words, wordnet
+from polymodal.data.builtin import (
+    digits,
+    fashion_mnist,
+    moving_shapes,
+    shapes,
+    spoken_phrases,
+    spoken_words,
+    wordnet,
+)
 from polymodal.errors import DataError
 
 Maker = Callable[..., Path]
