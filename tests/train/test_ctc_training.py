@@ -44,7 +44,7 @@ def test_ctc_training_quarantines_bad_rows_and_stays_finite(phrases_dir: Path, t
         "data": {"manifest": str(manifest), "batch_size": 4, "on_error": "skip", "root": "/",
                  "audio": {"sample_rate": 16000}},
         "objective": {"kind": "ctc"},
-        "train": {"epochs": 2, "max_steps": 2, "lr": 1e-3, "progress": False, "log_every": 1,
+        "train": {"epochs": 1, "max_steps": 1, "lr": 1e-3, "progress": False, "log_every": 1,
                   "mixed_precision": "no", "early_stopping_metric": "val/cer", "early_stopping_mode": "min"},
     })
     result = train(cfg, tmp_path / "run")
@@ -57,7 +57,7 @@ def test_ctc_training_quarantines_bad_rows_and_stays_finite(phrases_dir: Path, t
     assert reasons["short"][0] == "audio" and "clip too short for its transcript" in reasons["short"][1]
     events = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     losses = [e["loss"] for e in events if e["event"] == "train"]
-    assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
+    assert len(losses) == 1 and all(math.isfinite(x) for x in losses)
     assert not [e for e in events if e["event"] == "nan"]
     assert math.isfinite(result.final_metrics["val/cer"])
     import polymodal
