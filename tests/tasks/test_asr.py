@@ -44,6 +44,10 @@ def test_asr_task_runs_a_saved_ctc_model_on_held_out_voices(tiny_ctc: Any, phras
     assert {e["reference"] for e in res.details["transcripts"]} == {r["text"] for r in test}
     assert set(res.details["wer_by_group"]) == {r["meta"]["voice"] for r in test}
     assert res.metrics["wer"].value >= 0.5  # untrained: mostly wrong, and the score says so
+    from polymodal.report import Report
+
+    page = Report("asr").add_result(res).write(tmp_path / "report.html").read_text()
+    assert page.count('<audio controls preload="none" src="data:audio/wav;base64,') == len(test)
 
 
 def test_a_model_that_cannot_transcribe_is_told_so(tiny_dual: Any, phrases_dir: Path) -> None:

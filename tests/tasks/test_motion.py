@@ -75,3 +75,12 @@ def test_a_caption_without_its_direction_is_named() -> None:
     assert swap_word("a red star moving left", "left", "right", "row 1") == "a red star moving right"
     with pytest.raises(DataError, match="row 7: caption 'a red star' does not contain its direction 'left'"):
         swap_word("a red star", "left", "right", "row 7")
+
+
+def test_report_shows_the_clips_as_frame_strips(clips: Path, tmp_path: Path) -> None:
+    from polymodal.report import Report
+
+    res = evaluate(_model("transformer"), "motion", clips / "manifest.jsonl", "test", bootstrap=0, cache=False)
+    assert len(res.details["clips"]) == min(8, res.details["n"])
+    page = Report("motion").add_result(res).write(tmp_path / "report.html").read_text()
+    assert "Clips · " in page and page.count("data:image/png;base64,") == 1

@@ -108,9 +108,18 @@ class Report:
             self.add_confusion_matrix(details["confusion_matrix"], details["class_names"], f"Confusion matrix · {name}")
         for direction, examples in (details.get("examples") or {}).items():
             self.add_retrieval_examples(examples, f"{direction.replace('_', ' ')} · {name}")
+        if details.get("clips"):
+            self.add_frame_strips(details["clips"], f"Clips · {name}")
         if details.get("transcripts"):
             self.add_transcripts(details["transcripts"], details.get("paths") or {}, f"Transcripts · {name}")
         return self
+
+    def add_frame_strips(self, clips: list[dict[str, Any]], title: str = "Clips") -> Report:
+        """One row of frames per clip (a video's frames side by side), captioned truth / prediction."""
+        png = figures.frame_strips(clips)
+        if png is None:
+            return self
+        return self.add_figure(title, png, "each row one clip, frames left to right; truth -> the model's choice")
 
     def add_transcripts(self, rows: list[dict[str, Any]], paths: dict[str, str], title: str = "Transcripts",
                         players: int = 8) -> Report:

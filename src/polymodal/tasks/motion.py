@@ -26,6 +26,7 @@ from polymodal.tasks.registry import Task
 from polymodal.tasks.result import TaskResult, metrics_with_intervals
 
 OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
+CLIPS = 8  # clips kept in the result for the report's frame strips
 
 
 def swap_word(text: str, old: str, new: str, where: str) -> str:
@@ -59,7 +60,10 @@ def run_motion(model: Any, data: EvalData, split: str = "test", *, column: str =
              else float("nan")}
     ids = [str(r.get("id", i)) for i, r in enumerate(rows)]
     metrics, kept = metrics_with_intervals(stats, ids, n_boot=n_boot, seed=seed)
-    details: dict[str, Any] = {"directions": directions, "n": len(rows), "chance": 1.0 / len(directions)}
+    details: dict[str, Any] = {"directions": directions, "n": len(rows), "chance": 1.0 / len(directions),
+                               "clips": [{"id": ids[i], "path": str(data.item(r, modality, i)), "truth": str(r[column]),
+                                          "predicted": directions[int(scores[i].argmax())]}
+                                         for i, r in enumerate(rows[:CLIPS])]}
     groups = [(r.get("meta") or {}).get(group_by) for r in rows]
     if all(g is not None for g in groups):
         details["by_group"] = {f"{group_by}={g}": {"n": int(sum(x == g for x in groups)),
