@@ -87,7 +87,8 @@ class ModelConfig(_Strict):
     # towers that replace ``towers`` only when the fallback is used (e.g. the offline stand-in
     # at a smaller image size), so one config serves the Hub model and its stand-in
     fallback_towers: list[TowerSpec] | None = None
-    kind: Literal["dual", "fusion", "classifier"] = "dual"
+    # ctc: speech recognition (the audio tower's frames -> a CTC head over characters)
+    kind: Literal["dual", "fusion", "classifier", "ctc"] = "dual"
     towers: list[TowerSpec] | None = None
     embed_dim: int | None = None
     init_temperature: float = Field(0.07, gt=0.0)
@@ -265,6 +266,17 @@ class EmbedDistillConfig(ObjectiveConfig):
     similarity_weight: float = Field(1.0, ge=0.0)
     # softmax temperature over cosine similarities (CLIP's learned one ends near 0.01-0.07)
     similarity_temperature: float = Field(0.05, gt=0.0)
+
+
+@register_objective_config
+class CTCConfig(ObjectiveConfig):
+    """Connectionist temporal classification of a CTC model's frames against the transcript
+    (``torch.nn.functional.ctc_loss``). A clip with fewer frames than its transcript needs, or a
+    loss that is not finite, is left out of the batch's mean and counted (``ctc_dropped``)."""
+
+    kind: Literal["ctc"] = "ctc"
+    # 0 for what cannot be aligned, so nothing infinite reaches the gradient
+    zero_infinity: bool = True
 
 
 # --------------------------------------------------------------------------- train

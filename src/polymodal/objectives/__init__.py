@@ -14,6 +14,7 @@ from torch import nn
 from polymodal.config import (
     ClassificationConfig,
     ContrastiveConfig,
+    CTCConfig,
     DistillConfig,
     EmbedDistillConfig,
     MultiTaskConfig,
@@ -23,6 +24,7 @@ from polymodal.errors import ModelError
 from polymodal.objectives.base import Objective, ObjectiveResult, gather_features
 from polymodal.objectives.classification import ClassificationLoss
 from polymodal.objectives.contrastive import ContrastiveLoss, SigLIPLoss
+from polymodal.objectives.ctc import CTCLoss
 from polymodal.objectives.distill import DistillationLoss
 from polymodal.objectives.embed_distill import EmbedDistillLoss, load_targets
 from polymodal.objectives.multitask import MultiTaskLoss
@@ -35,7 +37,7 @@ from polymodal.objectives.registry import (
 )
 
 __all__ = [
-    "OBJECTIVES", "ClassificationLoss", "ContrastiveLoss", "DistillationLoss", "EmbedDistillLoss", "MultiTaskLoss", "Objective",
+    "OBJECTIVES", "CTCLoss", "ClassificationLoss", "ContrastiveLoss", "DistillationLoss", "EmbedDistillLoss", "MultiTaskLoss", "Objective",
     "ObjectiveKind", "ObjectiveResult", "SigLIPLoss", "build_objective", "gather_features", "objective_kind",
     "register_objective",
 ]
@@ -98,9 +100,17 @@ def _embed_distill(cfg: EmbedDistillConfig, model: nn.Module, _labels: Any) -> n
                             cfg.similarity_temperature)
 
 
+def _ctc(cfg: CTCConfig, model: nn.Module, _labels: Any) -> nn.Module:
+    vocab = getattr(model, "vocab", None)
+    if not vocab:
+        raise ModelError("the ctc objective needs a CTC model (model.kind: ctc)")
+    return CTCLoss(str(getattr(model, "target", "text")), cfg.zero_infinity, list(vocab))
+
+
 register_objective("contrastive", _contrastive, ContrastiveConfig, uses_labels=False)  # type: ignore[arg-type]
 register_objective("siglip", _siglip, SiglipConfig, uses_labels=False)  # type: ignore[arg-type]
 register_objective("classification", _classification, ClassificationConfig, uses_labels=True)  # type: ignore[arg-type]
 register_objective("multitask", _multitask, MultiTaskConfig, uses_labels=True)  # type: ignore[arg-type]
 register_objective("distill", _distill, DistillConfig, uses_labels=True)  # type: ignore[arg-type]
+register_objective("ctc", _ctc, CTCConfig, uses_labels=False)  # type: ignore[arg-type]
 register_objective("embed-distill", _embed_distill, EmbedDistillConfig, uses_labels=False)  # type: ignore[arg-type]

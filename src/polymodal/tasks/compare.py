@@ -8,6 +8,7 @@ more, each column's best model is tested against every other, Holm-corrected.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from polymodal.errors import DataError
 from polymodal.metrics import DEFAULT_BOOTSTRAP, PairedTest, paired_bootstrap
 from polymodal.report import Leaderboard, Report
 from polymodal.report.leaderboard import BestTest
+from polymodal.tasks.asr_baselines import BaselineUnavailable
 from polymodal.tasks.cache import EmbeddingCache
 from polymodal.tasks.data import as_eval_data
 from polymodal.tasks.evaluate import evaluate, load_model
@@ -125,13 +127,20 @@ def compare(
     several = len({d.name for _, d in pairs}) > 1
     results: dict[str, list[TaskResult]] = {}
     for name, spec in zip(names, models, strict=True):
-        model, _ = load_model(spec)
+        try:
+            model, _ = load_model(spec)
+        except BaselineUnavailable as exc:  # an optional peer not installed here: the board goes on
+            warnings.warn(f"skipping {name}: {exc}", stacklevel=2)
+            continue
         results[name] = []
         for task, data in pairs:
             r = evaluate(model, task, data, split, cache=cache, bootstrap=bootstrap, seed=seed, **opts)
             r.model = name
             results[name].append(r)
 
+    names = [n for n in names if n in results]
+    if not names:
+        raise DataError("compare: none of the models could be loaded")
     columns: dict[tuple[int, str], str] = {}
     for i, r in enumerate(results[names[0]]):
         for metric in r.metrics:
