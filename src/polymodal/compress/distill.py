@@ -8,7 +8,7 @@
    teacher's temperature; it is saved as the run's starting model. Or the student is cut from
    the teacher (``--student-layers text=0,2,4``: ``compress.student.cut_student``), keeping
    some of its transformer layers with their weights; it then starts at a lower learning rate
-   and the towers it left whole stay locked.
+   and the encoders of the towers it left whole stay locked.
 3. The existing trainer trains it with the ``embed-distill`` objective (cosine per modality +
    KL between softened in-batch similarity matrices), the teacher's embeddings reaching each
    batch by row id. No labels are read: unlabeled items are enough.
@@ -125,8 +125,8 @@ def distill(teacher: Any, opts: Any) -> tuple[Any, str]:
         with torch.no_grad():
             student.logit_scale.copy_(teacher.logit_scale.detach())
     modalities = list(student.towers)
-    # a tower the cut left whole already gives the teacher's embeddings: it stays locked (its features are
-    # then computed once), and only the cut towers train
+    # a tower the cut left whole already gives the teacher's embeddings: its encoder stays locked (its
+    # features are then computed once; its projection still trains), and the cut towers train
     uncut = [m for m in modalities if m not in layers] if layers else []
     data_cfg = DataConfig(manifest=str(opts.data), batch_size=BATCH_SIZE)
     manifest = load_manifest(str(opts.data), data_cfg.root, split_ratio=data_cfg.split_ratio, seed=opts.seed)
