@@ -41,6 +41,24 @@ def _refresh_run_report(model: str, result: Path) -> Path | None:
     return write_run_report(run)
 
 
+SHOTS_HELP = "few-shot: labelled items per class (repeatable: --shots 1 --shots 5; default 1, 5 and 10)."
+DRAWS_HELP = "few-shot: seeded draws of the support set per K (the interval is over draws)."
+
+
+def _few_shot_opts(tasks: list[str], shots: list[int] | None, draws: int | None) -> dict[str, object]:
+    """--shots / --draws as the few-shot task's options; refused when no few-shot task runs."""
+    opts: dict[str, object] = {}
+    if shots:
+        opts["shots"] = list(shots)
+    if draws is not None:
+        opts["draws"] = draws
+    if opts and "few-shot" not in tasks:
+        from polymodal.errors import PolymodalError
+
+        raise PolymodalError("--shots and --draws apply to --task few-shot only")
+    return opts
+
+
 def _print_metrics(result: object) -> None:
     from rich.table import Table
 
@@ -86,6 +104,8 @@ def register(app: typer.Typer) -> None:
         no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
         root: Path | None = typer.Option(None, "--root", help=ROOT_HELP),
         column: list[str] = column_option(),
+        shots: list[int] | None = typer.Option(None, "--shots", min=1, help=SHOTS_HELP),
+        draws: int | None = typer.Option(None, "--draws", min=1, help=DRAWS_HELP),
         trust_remote_code: bool = trust_option(),
         revision: str | None = revision_option(),
     ) -> None:
@@ -95,7 +115,7 @@ def register(app: typer.Typer) -> None:
 
         check_model_name(model)
         with user_errors(), remote_code(trust_remote_code, revision):
-            opts: dict[str, object] = {}
+            opts = _few_shot_opts([task], shots, draws)
             if template:
                 opts["templates"] = list(template)
             if task != "retrieval" and label_column is not None:
@@ -123,6 +143,8 @@ def register(app: typer.Typer) -> None:
         no_cache: bool = typer.Option(False, "--no-cache"),
         root: Path | None = typer.Option(None, "--root", help=ROOT_HELP),
         column: list[str] = column_option(),
+        shots: list[int] | None = typer.Option(None, "--shots", min=1, help=SHOTS_HELP),
+        draws: int | None = typer.Option(None, "--draws", min=1, help=DRAWS_HELP),
         trust_remote_code: bool = trust_option(),
         revision: str | None = revision_option(),
     ) -> None:
@@ -132,9 +154,10 @@ def register(app: typer.Typer) -> None:
         for name in models:
             check_model_name(name)
         with user_errors(), remote_code(trust_remote_code, revision), progress_updates("encoding") as progress:
+            few = _few_shot_opts(list(task), shots, draws)
             board = compare(
                 list(models), list(task), [_with_root(d, root) for d in data], out, split=split, bootstrap=bootstrap, cache=not no_cache,
-                columns=column_pairs(column), progress=progress,
+                columns=column_pairs(column), progress=progress, task_opts={"few-shot": few} if few else None,
             )
         typer.echo(board.to_markdown())  # plain text: rich would read "[...]" intervals as markup
         console.print(f"wrote {out}/leaderboard.md, leaderboard.csv, leaderboard.json, leaderboard.html, report.html")

@@ -117,9 +117,12 @@ def compare(
     seed: int = 0,
     cache: EmbeddingCache | bool | None = True,
     title: str = "polymodal comparison",
+    task_opts: dict[str, dict[str, Any]] | None = None,
     **opts: Any,
 ) -> Leaderboard:
-    """Evaluate each model on each task; write leaderboard.{md,csv,json,html} and report.html to ``out_dir``."""
+    """Evaluate each model on each task; write leaderboard.{md,csv,json,html} and report.html to ``out_dir``.
+
+    ``opts`` go to every task; ``task_opts[task]`` only to that one (``{"few-shot": {"shots": [5]}}``)."""
     pairs = [(t, as_eval_data(d)) for t, d in _pairs(list(tasks), list(datas))]
     names = _unique_names(list(models))
     several = len({d.name for _, d in pairs}) > 1
@@ -128,7 +131,8 @@ def compare(
         model, _ = load_model(spec)
         results[name] = []
         for task, data in pairs:
-            r = evaluate(model, task, data, split, cache=cache, bootstrap=bootstrap, seed=seed, **opts)
+            own = {**opts, **(task_opts or {}).get(task, {})}
+            r = evaluate(model, task, data, split, cache=cache, bootstrap=bootstrap, seed=seed, **own)
             r.model = name
             results[name].append(r)
 
