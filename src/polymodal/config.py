@@ -87,7 +87,8 @@ class ModelConfig(_Strict):
     # towers that replace ``towers`` only when the fallback is used (e.g. the offline stand-in
     # at a smaller image size), so one config serves the Hub model and its stand-in
     fallback_towers: list[TowerSpec] | None = None
-    kind: Literal["dual", "fusion", "classifier"] = "dual"
+    # embedding: the towers as they are, one or more (self-supervised training of one tower)
+    kind: Literal["dual", "fusion", "classifier", "embedding"] = "dual"
     towers: list[TowerSpec] | None = None
     embed_dim: int | None = None
     init_temperature: float = Field(0.07, gt=0.0)
@@ -107,6 +108,12 @@ class ImageDataConfig(_Strict):
     random_resized_crop_scale: tuple[float, float] = (0.6, 1.0)
     hflip: bool = True
     max_pixels: int = Field(64_000_000, ge=1)
+    # >1: each image comes as that many independent augmentations (SimCLR's two views), in
+    # every split (the val views are drawn from a fixed seed, so val loss compares across evals)
+    views: int = Field(1, ge=1, le=8)
+    # stronger augmentation for self-supervised views: colour jitter (strength 0 = off) and blur
+    color_jitter: float = Field(0.0, ge=0.0, le=1.0)
+    blur: bool = False
 
 
 class TextDataConfig(_Strict):
@@ -265,6 +272,27 @@ class EmbedDistillConfig(ObjectiveConfig):
     similarity_weight: float = Field(1.0, ge=0.0)
     # softmax temperature over cosine similarities (CLIP's learned one ends near 0.01-0.07)
     similarity_temperature: float = Field(0.05, gt=0.0)
+
+
+@register_objective_config
+class SimCLRConfig(ObjectiveConfig):
+    """SimCLR: two augmented views of each image (``data.image.views: 2``) pulled together by
+    InfoNCE through a projection head the objective owns (dropped after training)."""
+
+    kind: Literal["simclr"] = "simclr"
+    modality: str = "image"
+    temperature: float = Field(0.2, gt=0.0)
+    projection_dim: int = Field(128, ge=1)
+    hidden_dim: int = Field(512, ge=1)
+
+
+@register_objective_config
+class MaskedLMConfig(ObjectiveConfig):
+    """Masked-token training of the text tower on the rows' own texts (domain-adaptive MLM):
+    transformers' DataCollatorForLanguageModeling masks, transformers' MLM head predicts."""
+
+    kind: Literal["mlm"] = "mlm"
+    mlm_probability: float = Field(0.15, gt=0.0, lt=1.0)
 
 
 # --------------------------------------------------------------------------- train

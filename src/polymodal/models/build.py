@@ -3,8 +3,9 @@
 ``build_model(model_cfg, label_spaces)`` is what the trainer calls: it takes the towers of
 the preset (or of a saved model / run dir / HF folder named by ``model.preset``), lets
 ``model.towers`` replace or add towers by modality, then builds the ``kind`` asked for:
-``dual`` (DualEncoder), ``fusion`` (towers + fusion + heads) or ``classifier`` (late concat
-fusion + heads; fine-tuning one or more towers for classification/regression).
+``dual`` (DualEncoder), ``fusion`` (towers + fusion + heads), ``classifier`` (late concat
+fusion + heads; fine-tuning one or more towers for classification/regression) or ``embedding``
+(the towers alone, as an EmbeddingModel: what self-supervised objectives train).
 """
 
 from __future__ import annotations
@@ -164,6 +165,10 @@ def _assemble(cfg: ModelConfig, parts: tuple[EmbeddingModel | None, dict[str, To
         towers[tower.modality] = tower
     if not towers:
         raise ModelError("no towers: set model.preset or model.towers")
+    if cfg.kind == "embedding":
+        if base is not None and not cfg.towers and type(base) is EmbeddingModel:
+            return base
+        return EmbeddingModel(towers)
     if cfg.kind == "dual":
         if base is not None and not cfg.towers and isinstance(base, DualEncoder):
             if cfg.embed_dim is not None and cfg.embed_dim != base.embed_dim:
