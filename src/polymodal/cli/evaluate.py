@@ -59,6 +59,22 @@ def _few_shot_opts(tasks: list[str], shots: list[int] | None, draws: int | None)
     return opts
 
 
+LANG_HELP = "Prompt language for zero-shot / few-shot class prompts: en or zh (Chinese templates and class names)."
+PROMPT_TASKS = ("zeroshot-classification", "few-shot")
+
+
+def _lang_opts(tasks: list[str], lang: str | None) -> dict[str, dict[str, object]]:
+    """--lang as the options of the tasks that build class prompts; refused when none of them runs."""
+    if lang is None:
+        return {}
+    chosen = [t for t in tasks if t in PROMPT_TASKS]
+    if not chosen:
+        from polymodal.errors import PolymodalError
+
+        raise PolymodalError(f"--lang applies to --task {' or '.join(PROMPT_TASKS)} only")
+    return {t: {"lang": lang} for t in chosen}
+
+
 def _print_metrics(result: object) -> None:
     from rich.table import Table
 
@@ -106,6 +122,7 @@ def register(app: typer.Typer) -> None:
         column: list[str] = column_option(),
         shots: list[int] | None = typer.Option(None, "--shots", min=1, help=SHOTS_HELP),
         draws: int | None = typer.Option(None, "--draws", min=1, help=DRAWS_HELP),
+        lang: str | None = typer.Option(None, "--lang", help=LANG_HELP),
         trust_remote_code: bool = trust_option(),
         revision: str | None = revision_option(),
     ) -> None:
@@ -115,7 +132,7 @@ def register(app: typer.Typer) -> None:
 
         check_model_name(model)
         with user_errors(), remote_code(trust_remote_code, revision):
-            opts = _few_shot_opts([task], shots, draws)
+            opts = {**_few_shot_opts([task], shots, draws), **_lang_opts([task], lang).get(task, {})}
             if template:
                 opts["templates"] = list(template)
             if task != "retrieval" and label_column is not None:
@@ -145,6 +162,7 @@ def register(app: typer.Typer) -> None:
         column: list[str] = column_option(),
         shots: list[int] | None = typer.Option(None, "--shots", min=1, help=SHOTS_HELP),
         draws: int | None = typer.Option(None, "--draws", min=1, help=DRAWS_HELP),
+        lang: str | None = typer.Option(None, "--lang", help=LANG_HELP),
         trust_remote_code: bool = trust_option(),
         revision: str | None = revision_option(),
     ) -> None:
@@ -154,10 +172,13 @@ def register(app: typer.Typer) -> None:
         for name in models:
             check_model_name(name)
         with user_errors(), remote_code(trust_remote_code, revision), progress_updates("encoding") as progress:
+            per_task = _lang_opts(list(task), lang)
             few = _few_shot_opts(list(task), shots, draws)
+            if few:
+                per_task["few-shot"] = {**per_task.get("few-shot", {}), **few}
             board = compare(
                 list(models), list(task), [_with_root(d, root) for d in data], out, split=split, bootstrap=bootstrap, cache=not no_cache,
-                columns=column_pairs(column), progress=progress, task_opts={"few-shot": few} if few else None,
+                columns=column_pairs(column), progress=progress, task_opts=per_task or None,
             )
         typer.echo(board.to_markdown())  # plain text: rich would read "[...]" intervals as markup
         console.print(f"wrote {out}/leaderboard.md, leaderboard.csv, leaderboard.json, leaderboard.html, report.html")

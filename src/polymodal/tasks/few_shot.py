@@ -103,6 +103,7 @@ def run_few_shot(
     prior: bool | None = None,
     prior_weight: float = 1.0,
     templates: list[str] | None = None,
+    lang: str = "en",
     c: float = 1.0,
     modality: str | None = None,
     label_column: str = "label",
@@ -150,9 +151,9 @@ def run_few_shot(
     position = {int(i): j for j, i in enumerate(used)}
     queries = normalize(encoder.embed(modality, [data.item(r, modality, i) for i, r in enumerate(test_rows)]))
     zs_scores = None
-    chosen_templates = tuple(templates) if templates else templates_for(data.name)
+    chosen_templates = tuple(templates) if templates else templates_for(data.name, lang)
     if "zeroshot-prior" in chosen:
-        zs_scores = _standardise(queries @ class_embeddings(encoder, class_names, chosen_templates).T)
+        zs_scores = _standardise(queries @ class_embeddings(encoder, class_names, chosen_templates, lang, data.name).T)
 
     correct: dict[str, list[np.ndarray]] = {}
     for (k, d), rows in support.items():
@@ -194,7 +195,7 @@ def run_few_shot(
         "n": len(ids),
     }
     if "zeroshot-prior" in chosen:
-        details.update(prior_weight=prior_weight, templates=list(chosen_templates))
+        details.update(prior_weight=prior_weight, templates=list(chosen_templates), lang=lang)
     return TaskResult("few-shot", metrics, details, statistics, data=data.name, split=split)
 
 

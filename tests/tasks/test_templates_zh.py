@@ -1,0 +1,44 @@
+"""Chinese prompts: template sets and class names for the built-in datasets, used by zero-shot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from planted_models import PlantedEncoder, write_manifest
+
+from polymodal.errors import DataError
+from polymodal.tasks import evaluate
+from polymodal.tasks.templates import CLASS_NAMES_ZH, class_prompt_name, templates_for
+
+
+def test_chinese_templates_and_class_names() -> None:
+    assert templates_for("fashion-mnist", "zh")[0] == "一张{}的照片。"
+    assert templates_for("my-photos", "zh")[0] == "一张{}的照片。"  # generic set
+    assert all("{}" in t for sets in (templates_for("shapes", "zh"), templates_for(None, "zh")) for t in sets)
+    assert class_prompt_name("ankle boot", "zh", "fashion-mnist") == "短靴"
+    assert class_prompt_name("red circle", "zh", "shapes") == "红色圆形"
+    assert class_prompt_name("ankle_boot", "en", "fashion-mnist") == "ankle boot"
+    assert class_prompt_name("猫", "zh", "my-photos") == "猫"  # already Chinese: used as it is
+    assert len(CLASS_NAMES_ZH["fashion-mnist"]) == 10 and len(set(CLASS_NAMES_ZH["fashion-mnist"].values())) == 10
+    with pytest.raises(DataError, match="unknown prompt language 'fr'"):
+        templates_for("shapes", "fr")
+
+
+def test_zero_shot_in_chinese_reads_chinese_prompts(tmp_path: Path) -> None:
+    eye = np.eye(3, dtype=np.float32)
+    labels = ["coat", "sandal", "bag"]
+    media, rows = {}, []
+    for i in range(12):
+        name = f"im{i}.png"
+        media[name] = eye[i % 3]
+        rows.append({"id": name, "split": "test", "image": name, "label": labels[i % 3]})
+    # the planted text tower knows only the Chinese names: English prompts would find no vector
+    model = PlantedEncoder({"外套": eye[0], "凉鞋": eye[1], "包": eye[2]}, media)
+    manifest = write_manifest(tmp_path / "fashion-mnist", rows)
+    r = evaluate(model, "zeroshot-classification", manifest, lang="zh", bootstrap=0)
+    assert r.metrics["acc@1"].value == 1.0 and r.details["lang"] == "zh"
+    assert r.details["templates"] == list(templates_for("fashion-mnist", "zh"))
+    with pytest.raises(KeyError, match="no planted vector"):
+        evaluate(model, "zeroshot-classification", manifest, bootstrap=0)
