@@ -13,6 +13,29 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+# Chinese labels (class names, prompts) need a CJK font; Debian's fonts-wqy-zenhei (installed by
+# .ci/run) is added as a fallback family after the default one, so Latin text looks as before
+CJK_FONTS = (("WenQuanYi Zen Hei", Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")),)
+
+
+def use_cjk_font() -> str | None:
+    """Register the first CJK font found as a fallback family; its name, or None without one."""
+    from matplotlib import font_manager
+
+    for name, path in CJK_FONTS:
+        if path.is_file():
+            if name not in {f.name for f in font_manager.fontManager.ttflist}:
+                font_manager.fontManager.addfont(str(path))
+            # matplotlib falls back glyph by glyph across font.family's entries (not within sans-serif's list)
+            families = list(matplotlib.rcParams["font.family"])
+            if name not in families:
+                matplotlib.rcParams["font.family"] = [*families, name]
+            return name
+    return None
+
+
+use_cjk_font()
+
 SKIP_KEYS = {"step", "epoch", "time", "elapsed", "wall", "samples", "tokens"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
