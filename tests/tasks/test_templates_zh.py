@@ -42,3 +42,28 @@ def test_zero_shot_in_chinese_reads_chinese_prompts(tmp_path: Path) -> None:
     assert r.details["templates"] == list(templates_for("fashion-mnist", "zh"))
     with pytest.raises(KeyError, match="no planted vector"):
         evaluate(model, "zeroshot-classification", manifest, bootstrap=0)
+
+
+def test_compare_one_model_in_english_and_chinese_with_a_paired_test(tmp_path: Path) -> None:
+    from polymodal.tasks import compare
+
+    eye = np.eye(3, dtype=np.float32)
+    labels = ["coat", "sandal", "bag"]
+    media, rows = {}, []
+    for i in range(30):
+        name = f"im{i}.png"
+        media[name] = eye[i % 3]
+        rows.append({"id": name, "split": "test", "image": name, "label": labels[i % 3]})
+    # English names point at the right classes; of the Chinese ones only 外套 does
+    texts = {"coat": eye[0], "sandal": eye[1], "bag": eye[2], "外套": eye[0], "凉鞋": eye[2], "包": eye[1]}
+    model = PlantedEncoder(texts, media)
+    manifest = write_manifest(tmp_path / "fashion-mnist", rows)
+    board = compare([model, model], ["zeroshot-classification"], [manifest], tmp_path / "board", bootstrap=300,
+                    model_opts=[{"lang": "en"}, {"lang": "zh"}], names=["planted · English", "planted · 中文"])
+    col = "zeroshot-classification: acc@1"
+    assert board.cells["planted · English"][col].value == 1.0
+    assert board.cells["planted · 中文"][col].value == pytest.approx(1 / 3)
+    assert board.paired[col].diff == pytest.approx(2 / 3) and board.paired[col].p_value < 0.01
+    assert "planted · 中文" in (tmp_path / "board" / "leaderboard.html").read_text(encoding="utf-8")
+    with pytest.raises(DataError, match="model_opts has 1 entries for 2 models"):
+        compare([model, model], ["zeroshot-classification"], [manifest], model_opts=[{}])
