@@ -13,6 +13,18 @@ from polymodal.tasks import evaluate
 from polymodal.tasks.templates import CLASS_NAMES_ZH, class_prompt_name, templates_for
 
 
+def _three_classes(n: int) -> tuple[np.ndarray, dict[str, np.ndarray], list[dict[str, str]]]:
+    """``n`` test images of coat / sandal / bag in turn, each planted at its class's axis."""
+    eye = np.eye(3, dtype=np.float32)
+    labels = ["coat", "sandal", "bag"]
+    media, rows = {}, []
+    for i in range(n):
+        name = f"im{i}.png"
+        media[name] = eye[i % 3]
+        rows.append({"id": name, "split": "test", "image": name, "label": labels[i % 3]})
+    return eye, media, rows
+
+
 def test_chinese_templates_and_class_names() -> None:
     assert templates_for("fashion-mnist", "zh")[0] == "一张{}的照片。"
     assert templates_for("my-photos", "zh")[0] == "一张{}的照片。"  # generic set
@@ -27,13 +39,7 @@ def test_chinese_templates_and_class_names() -> None:
 
 
 def test_zero_shot_in_chinese_reads_chinese_prompts(tmp_path: Path) -> None:
-    eye = np.eye(3, dtype=np.float32)
-    labels = ["coat", "sandal", "bag"]
-    media, rows = {}, []
-    for i in range(12):
-        name = f"im{i}.png"
-        media[name] = eye[i % 3]
-        rows.append({"id": name, "split": "test", "image": name, "label": labels[i % 3]})
+    eye, media, rows = _three_classes(12)
     # the planted text tower knows only the Chinese names: English prompts would find no vector
     model = PlantedEncoder({"外套": eye[0], "凉鞋": eye[1], "包": eye[2]}, media)
     manifest = write_manifest(tmp_path / "fashion-mnist", rows)
@@ -47,13 +53,7 @@ def test_zero_shot_in_chinese_reads_chinese_prompts(tmp_path: Path) -> None:
 def test_compare_one_model_in_english_and_chinese_with_a_paired_test(tmp_path: Path) -> None:
     from polymodal.tasks import compare
 
-    eye = np.eye(3, dtype=np.float32)
-    labels = ["coat", "sandal", "bag"]
-    media, rows = {}, []
-    for i in range(30):
-        name = f"im{i}.png"
-        media[name] = eye[i % 3]
-        rows.append({"id": name, "split": "test", "image": name, "label": labels[i % 3]})
+    eye, media, rows = _three_classes(30)
     # English names point at the right classes; of the Chinese ones only 外套 does
     texts = {"coat": eye[0], "sandal": eye[1], "bag": eye[2], "外套": eye[0], "凉鞋": eye[2], "包": eye[1]}
     model = PlantedEncoder(texts, media)
