@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import textwrap
 from pathlib import Path
@@ -24,8 +25,13 @@ def use_cjk_font() -> str | None:
 
     for name, path in CJK_FONTS:
         if path.is_file():
-            if name not in {f.name for f in font_manager.fontManager.ttflist}:
-                font_manager.fontManager.addfont(str(path))
+            manager = font_manager.fontManager
+            if name not in {f.name for f in manager.ttflist}:
+                manager.addfont(str(path))
+            # the collection's faces are weight 500; matplotlib asks for 400 and logs each miss, so
+            # they are listed as regular (there is no other weight of them to confuse)
+            manager.ttflist = [dataclasses.replace(f, weight=400) if f.name == name and f.weight == 500 else f
+                               for f in manager.ttflist]
             # matplotlib falls back glyph by glyph across font.family's entries (not within sans-serif's list)
             families = list(matplotlib.rcParams["font.family"])
             if name not in families:
