@@ -88,7 +88,8 @@ class ModelConfig(_Strict):
     # at a smaller image size), so one config serves the Hub model and its stand-in
     fallback_towers: list[TowerSpec] | None = None
     # ctc: speech recognition (the audio tower's frames -> a CTC head over characters)
-    kind: Literal["dual", "fusion", "classifier", "ctc"] = "dual"
+    # embedding: the towers as they are, one or more (self-supervised training of one tower)
+    kind: Literal["dual", "fusion", "classifier", "ctc", "embedding"] = "dual"
     towers: list[TowerSpec] | None = None
     embed_dim: int | None = None
     init_temperature: float = Field(0.07, gt=0.0)
@@ -108,6 +109,12 @@ class ImageDataConfig(_Strict):
     random_resized_crop_scale: tuple[float, float] = (0.6, 1.0)
     hflip: bool = True
     max_pixels: int = Field(64_000_000, ge=1)
+    # >1: each image comes as that many independent augmentations (SimCLR's two views), in
+    # every split (the val views are drawn from a fixed seed, so val loss compares across evals)
+    views: int = Field(1, ge=1, le=8)
+    # stronger augmentation for self-supervised views: colour jitter (strength 0 = off) and blur
+    color_jitter: float = Field(0.0, ge=0.0, le=1.0)
+    blur: bool = False
 
 
 class TextDataConfig(_Strict):
@@ -277,6 +284,27 @@ class CTCConfig(ObjectiveConfig):
     kind: Literal["ctc"] = "ctc"
     # 0 for what cannot be aligned, so nothing infinite reaches the gradient
     zero_infinity: bool = True
+
+
+@register_objective_config
+class SimCLRConfig(ObjectiveConfig):
+    """SimCLR: two augmented views of each image (``data.image.views: 2``) pulled together by
+    InfoNCE through a projection head the objective owns (dropped after training)."""
+
+    kind: Literal["simclr"] = "simclr"
+    modality: str = "image"
+    temperature: float = Field(0.2, gt=0.0)
+    projection_dim: int = Field(128, ge=1)
+    hidden_dim: int = Field(512, ge=1)
+
+
+@register_objective_config
+class MaskedLMConfig(ObjectiveConfig):
+    """Masked-token training of the text tower on the rows' own texts (domain-adaptive MLM):
+    transformers' DataCollatorForLanguageModeling masks, transformers' MLM head predicts."""
+
+    kind: Literal["mlm"] = "mlm"
+    mlm_probability: float = Field(0.15, gt=0.0, lt=1.0)
 
 
 # --------------------------------------------------------------------------- train

@@ -42,6 +42,40 @@ def _refresh_run_report(model: str, result: Path) -> Path | None:
     return write_run_report(run)
 
 
+SHOTS_HELP = "few-shot: labelled items per class (repeatable: --shots 1 --shots 5; default 1, 5 and 10)."
+DRAWS_HELP = "few-shot: seeded draws of the support set per K (the interval is over draws)."
+
+
+def _few_shot_opts(tasks: list[str], shots: list[int] | None, draws: int | None) -> dict[str, object]:
+    """--shots / --draws as the few-shot task's options; refused when no few-shot task runs."""
+    opts: dict[str, object] = {}
+    if shots:
+        opts["shots"] = list(shots)
+    if draws is not None:
+        opts["draws"] = draws
+    if opts and "few-shot" not in tasks:
+        from polymodal.errors import PolymodalError
+
+        raise PolymodalError("--shots and --draws apply to --task few-shot only")
+    return opts
+
+
+LANG_HELP = "Prompt language for zero-shot / few-shot class prompts: en or zh (Chinese templates and class names)."
+PROMPT_TASKS = ("zeroshot-classification", "few-shot")
+
+
+def _lang_opts(tasks: list[str], lang: str | None) -> dict[str, dict[str, object]]:
+    """--lang as the options of the tasks that build class prompts; refused when none of them runs."""
+    if lang is None:
+        return {}
+    chosen = [t for t in tasks if t in PROMPT_TASKS]
+    if not chosen:
+        from polymodal.errors import PolymodalError
+
+        raise PolymodalError(f"--lang applies to --task {' or '.join(PROMPT_TASKS)} only")
+    return {t: {"lang": lang} for t in chosen}
+
+
 def _print_metrics(result: object) -> None:
     from rich.table import Table
 
@@ -102,6 +136,9 @@ def register(app: typer.Typer) -> None:
         no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
         root: Path | None = typer.Option(None, "--root", help=ROOT_HELP),
         column: list[str] = column_option(),
+        shots: list[int] | None = typer.Option(None, "--shots", min=1, help=SHOTS_HELP),
+        draws: int | None = typer.Option(None, "--draws", min=1, help=DRAWS_HELP),
+        lang: str | None = typer.Option(None, "--lang", help=LANG_HELP),
         trust_remote_code: bool = trust_option(),
         revision: str | None = revision_option(),
         decoder: str = decoder_option(),
@@ -113,7 +150,7 @@ def register(app: typer.Typer) -> None:
 
         check_model_name(model)
         with user_errors(), remote_code(trust_remote_code, revision):
-            opts: dict[str, object] = {}
+            opts = {**_few_shot_opts([task], shots, draws), **_lang_opts([task], lang).get(task, {})}
             if template:
                 opts["templates"] = list(template)
             if task != "retrieval" and label_column is not None:
@@ -142,6 +179,9 @@ def register(app: typer.Typer) -> None:
         no_cache: bool = typer.Option(False, "--no-cache"),
         root: Path | None = typer.Option(None, "--root", help=ROOT_HELP),
         column: list[str] = column_option(),
+        shots: list[int] | None = typer.Option(None, "--shots", min=1, help=SHOTS_HELP),
+        draws: int | None = typer.Option(None, "--draws", min=1, help=DRAWS_HELP),
+        lang: str | None = typer.Option(None, "--lang", help=LANG_HELP),
         trust_remote_code: bool = trust_option(),
         revision: str | None = revision_option(),
         decoder: str = decoder_option(),
@@ -153,9 +193,15 @@ def register(app: typer.Typer) -> None:
         for name in models:
             check_model_name(name)
         with user_errors(), remote_code(trust_remote_code, revision), progress_updates("encoding") as progress:
+            per_task = _lang_opts(list(task), lang)
+            few = _few_shot_opts(list(task), shots, draws)
+            if few:
+                per_task["few-shot"] = {**per_task.get("few-shot", {}), **few}
+            if "asr" in task:
+                per_task["asr"] = {**per_task.get("asr", {}), **_asr_options(["asr"], decoder, beam_width)}
             board = compare(
                 list(models), list(task), [_with_root(d, root) for d in data], out, split=split, bootstrap=bootstrap, cache=not no_cache,
-                columns=column_pairs(column), progress=progress, **_asr_options(task, decoder, beam_width),
+                columns=column_pairs(column), progress=progress, task_opts=per_task or None,
             )
         typer.echo(board.to_markdown())  # plain text: rich would read "[...]" intervals as markup
         console.print(f"wrote {out}/leaderboard.md, leaderboard.csv, leaderboard.json, leaderboard.html, report.html")

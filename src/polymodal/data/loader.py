@@ -94,6 +94,10 @@ def label_spaces_for(
     return spaces
 
 
+class Views(tuple[Any, ...]):
+    """Several augmented views of one item (``data.image.views``); collate stacks them view-major."""
+
+
 class MultimodalDataset(Dataset[dict[str, Any]]):
     """Rows -> raw samples ``{"id", "<modality>": raw, "<label col>": encoded, "_row": row}``.
 
@@ -184,17 +188,25 @@ class MultimodalDataset(Dataset[dict[str, Any]]):
         except KeyError:
             raise DataError(f"row {rid}: label {value!r} is not in the label space of {col!r}") from None
 
-    def _augment(self, image: Any, index: int) -> Any:
+    def _augment(self, image: Any, index: int, view: int = 0) -> Any:
         from torchvision.transforms import v2
 
-        size = self.cfg.image.size or min(image.size)
-        steps: list[Any] = [v2.RandomResizedCrop(size, scale=self.cfg.image.random_resized_crop_scale)]
-        if self.cfg.image.hflip:
+        ic = self.cfg.image
+        size = ic.size or min(image.size)
+        steps: list[Any] = [v2.RandomResizedCrop(size, scale=ic.random_resized_crop_scale)]
+        if ic.hflip:
             steps.append(v2.RandomHorizontalFlip())
-        # a private RNG stream per (seed, epoch, sample): reproducible, and the caller's
+        if ic.color_jitter > 0:  # SimCLR's colour distortion at strength s: jitter 0.8s/0.8s/0.8s/0.2s, p 0.8
+            j = ic.color_jitter
+            steps += [v2.RandomApply([v2.ColorJitter(0.8 * j, 0.8 * j, 0.8 * j, 0.2 * j)], p=0.8),
+                      v2.RandomGrayscale(p=0.2)]
+        if ic.blur:  # SimCLR's blur: kernel ~10% of the side, sigma 0.1-2.0, half the time
+            k = max(3, (size // 10) | 1)
+            steps.append(v2.RandomApply([v2.GaussianBlur(k, sigma=(0.1, 2.0))], p=0.5))
+        # a private RNG stream per (seed, epoch, sample[, view]): reproducible, and the caller's
         # global RNG (model init, dropout) is left exactly where it was
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(self.seed, self.epoch, index))
+            torch.manual_seed(derive_seed(self.seed, self.epoch, index, *([view] if view else [])))
             return v2.Compose(steps)(image)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -229,7 +241,10 @@ class MultimodalDataset(Dataset[dict[str, Any]]):
                 return self._failed(row, rid, column, str(exc).removeprefix("text: "))
             except Exception as exc:  # a decoder's own bug marks the sample as validation does
                 return self._failed(row, rid, column, f"{value}: cannot decode ({type(exc).__name__}: {exc})")
-            if m == "image" and self.augment:
+            if m == "image" and self.cfg.image.views > 1:
+                # views are augmentations by definition, on every split (val ones from a fixed seed)
+                sample[m] = Views(self._augment(sample[m], index, v) for v in range(self.cfg.image.views))
+            elif m == "image" and self.augment:
                 sample[m] = self._augment(sample[m], index)
         for col in self.label_spaces:
             sample[col] = self._encode_label(col, row.get(self.cfg.columns.get(col, col)), rid)
@@ -260,6 +275,9 @@ def make_collate(
         for m in MODALITIES:
             if m in samples[0]:
                 raw = [s[m] for s in samples]
+                if isinstance(raw[0], Views):  # view-major: rows [v*B, (v+1)*B) are view v of the batch
+                    batch["views"] = len(raw[0])
+                    raw = [s[m][v] for v in range(len(raw[0])) for s in samples]
                 batch[m] = processors[m](raw) if m in processors else raw
         for col, space in label_spaces.items():
             if col not in samples[0]:

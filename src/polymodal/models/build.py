@@ -4,8 +4,9 @@
 the preset (or of a saved model / run dir / HF folder named by ``model.preset``), lets
 ``model.towers`` replace or add towers by modality, then builds the ``kind`` asked for:
 ``dual`` (DualEncoder), ``fusion`` (towers + fusion + heads), ``classifier`` (late concat
-fusion + heads; fine-tuning one or more towers for classification/regression) or ``ctc``
-(speech recognition: the audio tower's frames + a CTC head, ``models/ctc.py``).
+fusion + heads; fine-tuning one or more towers for classification/regression), ``ctc``
+(speech recognition: the audio tower's frames + a CTC head, ``models/ctc.py``) or ``embedding``
+(the towers alone, as an EmbeddingModel: what self-supervised objectives train).
 """
 
 from __future__ import annotations
@@ -165,6 +166,10 @@ def _assemble(cfg: ModelConfig, parts: tuple[EmbeddingModel | None, dict[str, To
         towers[tower.modality] = tower
     if not towers:
         raise ModelError("no towers: set model.preset or model.towers")
+    if cfg.kind == "embedding":
+        if base is not None and not cfg.towers and type(base) is EmbeddingModel:
+            return base
+        return EmbeddingModel(towers)
     if cfg.kind == "dual":
         if base is not None and not cfg.towers and isinstance(base, DualEncoder):
             if cfg.embed_dim is not None and cfg.embed_dim != base.embed_dim:

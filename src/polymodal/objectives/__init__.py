@@ -17,8 +17,10 @@ from polymodal.config import (
     CTCConfig,
     DistillConfig,
     EmbedDistillConfig,
+    MaskedLMConfig,
     MultiTaskConfig,
     SiglipConfig,
+    SimCLRConfig,
 )
 from polymodal.errors import ModelError
 from polymodal.objectives.base import Objective, ObjectiveResult, gather_features
@@ -35,10 +37,12 @@ from polymodal.objectives.registry import (
     objective_kind,
     register_objective,
 )
+from polymodal.objectives.self_supervised import MaskedLMLoss, SimCLRLoss
 
 __all__ = [
-    "OBJECTIVES", "CTCLoss", "ClassificationLoss", "ContrastiveLoss", "DistillationLoss", "EmbedDistillLoss", "MultiTaskLoss", "Objective",
-    "ObjectiveKind", "ObjectiveResult", "SigLIPLoss", "build_objective", "gather_features", "objective_kind",
+    "OBJECTIVES", "CTCLoss", "ClassificationLoss", "ContrastiveLoss", "DistillationLoss", "EmbedDistillLoss",
+    "MaskedLMLoss", "MultiTaskLoss", "Objective", "ObjectiveKind", "ObjectiveResult", "SigLIPLoss", "SimCLRLoss",
+    "build_objective", "gather_features", "objective_kind",
     "register_objective",
 ]
 
@@ -107,6 +111,18 @@ def _ctc(cfg: CTCConfig, model: nn.Module, _labels: Any) -> nn.Module:
     return CTCLoss(str(getattr(model, "target", "text")), cfg.zero_infinity, list(vocab))
 
 
+def _simclr(cfg: SimCLRConfig, model: nn.Module, _labels: Any) -> nn.Module:
+    tower_of = getattr(model, "tower", None)
+    if not callable(tower_of):
+        raise ModelError("the simclr objective needs a model with towers (model.kind: embedding or dual)")
+    in_dim = int(tower_of(cfg.modality).output_dim)
+    return SimCLRLoss(cfg.modality, in_dim, cfg.hidden_dim, cfg.projection_dim, cfg.temperature)
+
+
+def _mlm(cfg: MaskedLMConfig, model: nn.Module, _labels: Any) -> nn.Module:
+    return MaskedLMLoss(model, cfg.mlm_probability)
+
+
 register_objective("contrastive", _contrastive, ContrastiveConfig, uses_labels=False)  # type: ignore[arg-type]
 register_objective("siglip", _siglip, SiglipConfig, uses_labels=False)  # type: ignore[arg-type]
 register_objective("classification", _classification, ClassificationConfig, uses_labels=True)  # type: ignore[arg-type]
@@ -114,3 +130,5 @@ register_objective("multitask", _multitask, MultiTaskConfig, uses_labels=True)  
 register_objective("distill", _distill, DistillConfig, uses_labels=True)  # type: ignore[arg-type]
 register_objective("ctc", _ctc, CTCConfig, uses_labels=False)  # type: ignore[arg-type]
 register_objective("embed-distill", _embed_distill, EmbedDistillConfig, uses_labels=False)  # type: ignore[arg-type]
+register_objective("simclr", _simclr, SimCLRConfig, uses_labels=False)  # type: ignore[arg-type]
+register_objective("mlm", _mlm, MaskedLMConfig, uses_labels=False)  # type: ignore[arg-type]

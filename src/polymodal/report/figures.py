@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import textwrap
 from pathlib import Path
@@ -12,6 +13,34 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+# Chinese labels (class names, prompts) need a CJK font; Debian's fonts-wqy-zenhei (installed by
+# .ci/run) is added as a fallback family after the default one, so Latin text looks as before
+CJK_FONTS = (("WenQuanYi Zen Hei", Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")),)
+
+
+def use_cjk_font() -> str | None:
+    """Register the first CJK font found as a fallback family; its name, or None without one."""
+    from matplotlib import font_manager
+
+    for name, path in CJK_FONTS:
+        if path.is_file():
+            manager = font_manager.fontManager
+            if name not in {f.name for f in manager.ttflist}:
+                manager.addfont(str(path))
+            # the collection's faces are weight 500; matplotlib asks for 400 and logs each miss, so
+            # they are listed as regular (there is no other weight of them to confuse)
+            manager.ttflist = [dataclasses.replace(f, weight=400) if f.name == name and f.weight == 500 else f
+                               for f in manager.ttflist]
+            # matplotlib falls back glyph by glyph across font.family's entries (not within sans-serif's list)
+            families = list(matplotlib.rcParams["font.family"])
+            if name not in families:
+                matplotlib.rcParams["font.family"] = [*families, name]
+            return name
+    return None
+
+
+use_cjk_font()
 
 SKIP_KEYS = {"step", "epoch", "time", "elapsed", "wall", "samples", "tokens"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}

@@ -119,22 +119,39 @@ def compare(
     seed: int = 0,
     cache: EmbeddingCache | bool | None = True,
     title: str = "polymodal comparison",
+    task_opts: dict[str, dict[str, Any]] | None = None,
+    model_opts: list[dict[str, Any]] | None = None,
+    names: list[str] | None = None,
     **opts: Any,
 ) -> Leaderboard:
-    """Evaluate each model on each task; write leaderboard.{md,csv,json,html} and report.html to ``out_dir``."""
+    """Evaluate each model on each task; write leaderboard.{md,csv,json,html} and report.html to ``out_dir``.
+
+    ``opts`` go to every task; ``task_opts[task]`` only to that one (``{"few-shot": {"shots": [5]}}``);
+    ``model_opts[i]`` only to the i-th model's evaluations, so one model can be compared with itself
+    under two settings (English vs Chinese prompts: ``[{"lang": "en"}, {"lang": "zh"}]``), named by ``names``."""
     pairs = [(t, as_eval_data(d)) for t, d in _pairs(list(tasks), list(datas))]
-    names = _unique_names(list(models))
+    if model_opts is not None and len(model_opts) != len(models):
+        raise DataError(f"model_opts has {len(model_opts)} entries for {len(models)} models")
+    if names is not None and (len(names) != len(models) or len(set(names)) != len(names)):
+        raise DataError(f"names must give each of the {len(models)} models its own name, got {names}")
+    names = list(names) if names is not None else _unique_names(list(models))
+    loaded: dict[int, Any] = {}
     several = len({d.name for _, d in pairs}) > 1
     results: dict[str, list[TaskResult]] = {}
-    for name, spec in zip(names, models, strict=True):
-        try:
-            model, _ = load_model(spec)
-        except BaselineUnavailable as exc:  # an optional peer not installed here: the board goes on
-            warnings.warn(f"skipping {name}: {exc}", stacklevel=2)
-            continue
+    for i, (name, spec) in enumerate(zip(names, models, strict=True)):
+        # the same model object (or path) listed twice is loaded once
+        key = id(spec) if not isinstance(spec, str | Path) else hash(str(spec))
+        if key not in loaded:
+            try:
+                loaded[key] = load_model(spec)[0]
+            except BaselineUnavailable as exc:  # an optional peer not installed here: the board goes on
+                warnings.warn(f"skipping {name}: {exc}", stacklevel=2)
+                continue
+        model = loaded[key]
         results[name] = []
         for task, data in pairs:
-            r = evaluate(model, task, data, split, cache=cache, bootstrap=bootstrap, seed=seed, **opts)
+            own = {**opts, **(task_opts or {}).get(task, {}), **(model_opts[i] if model_opts else {})}
+            r = evaluate(model, task, data, split, cache=cache, bootstrap=bootstrap, seed=seed, **own)
             r.model = name
             results[name].append(r)
 

@@ -56,12 +56,14 @@ def _add_builtins() -> None:
     _BUILTINS_ADDED = True
     from polymodal.tasks.asr import ASR_TASK
     from polymodal.tasks.classification import CLASSIFICATION_TASK
+    from polymodal.tasks.few_shot import FEW_SHOT_TASK
     from polymodal.tasks.linear_probe import LINEAR_PROBE_TASK
     from polymodal.tasks.motion import MOTION_TASK
     from polymodal.tasks.retrieval import RETRIEVAL_TASK
     from polymodal.tasks.zeroshot import ZEROSHOT_TASK
 
-    for task in (ZEROSHOT_TASK, RETRIEVAL_TASK, LINEAR_PROBE_TASK, CLASSIFICATION_TASK, ASR_TASK, MOTION_TASK):
+    for task in (ZEROSHOT_TASK, RETRIEVAL_TASK, LINEAR_PROBE_TASK, CLASSIFICATION_TASK, FEW_SHOT_TASK, ASR_TASK,
+                 MOTION_TASK):
         if task.name not in _TASKS:
             register_task(task)
 

@@ -20,14 +20,16 @@ from polymodal.tasks.result import TaskResult, metrics_with_intervals
 from polymodal.tasks.templates import class_prompt_name, templates_for
 
 
-def class_embeddings(encoder: Encoder, class_names: list[str], templates: tuple[str, ...] | list[str]) -> np.ndarray:
-    """(classes, d): per class, normalise each template embedding, average, renormalise."""
+def class_embeddings(encoder: Encoder, class_names: list[str], templates: tuple[str, ...] | list[str],
+                     lang: str = "en", dataset: str | None = None) -> np.ndarray:
+    """(classes, d): per class, normalise each template embedding, average, renormalise.
+    ``lang``/``dataset`` pick how a class is named in the prompt (``class_prompt_name``)."""
     if not templates:
         raise DataError("zero-shot needs at least one prompt template")
     for t in templates:
         if "{}" not in t:
             raise DataError(f"prompt template {t!r} has no '{{}}' for the class name")
-    prompts = [t.format(class_prompt_name(c)) for c in class_names for t in templates]
+    prompts = [t.format(class_prompt_name(c, lang, dataset)) for c in class_names for t in templates]
     emb = normalize(encoder.embed("text", prompts)).reshape(len(class_names), len(templates), -1)
     return normalize(emb.mean(axis=1))
 
@@ -38,6 +40,7 @@ def run_zeroshot(
     split: str = "test",
     *,
     templates: list[str] | None = None,
+    lang: str = "en",
     modality: str | None = None,
     label_column: str = "label",
     n_boot: int = DEFAULT_BOOTSTRAP,
@@ -55,10 +58,10 @@ def run_zeroshot(
         raise DataError(f"{data.name}: zero-shot classification needs one label per row, {label_column!r} has lists")
     index = {c: i for i, c in enumerate(class_names)}
     y = np.array([index[str(r[label_column])] for r in rows], dtype=np.int64)
-    chosen = tuple(templates) if templates else templates_for(data.name)
+    chosen = tuple(templates) if templates else templates_for(data.name, lang)
 
     encoder = Encoder(model, cache, batch_size, progress)
-    classes = class_embeddings(encoder, class_names, chosen)
+    classes = class_embeddings(encoder, class_names, chosen, lang, data.name)
     queries = normalize(encoder.embed(modality, [data.item(r, modality, i) for i, r in enumerate(rows)]))
     scores = queries @ classes.T
     pred = scores.argmax(axis=1)
@@ -72,6 +75,7 @@ def run_zeroshot(
     details = {
         "class_names": class_names,
         "templates": list(chosen),
+        "lang": lang,
         "modality": modality,
         "n": len(rows),
         "confusion_matrix": confusion_matrix(y, pred, len(class_names)),

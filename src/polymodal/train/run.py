@@ -156,7 +156,8 @@ def build_parts(cfg: RunConfig, run_dir: Path) -> RunParts:
     if cfg.train.cache_frozen_features:
         from polymodal.train.feature_cache import cacheable_modalities, precompute_features
 
-        for modality in cacheable_modalities(model, towers, strategy.frozen_modules, dc.image.augment):
+        for modality in cacheable_modalities(model, towers, strategy.frozen_modules,
+                                             dc.image.augment or dc.image.views > 1):
             if modality not in modalities:
                 continue
             # frozen features are inference: bf16 only where the run is bf16 and the tower is safe in it
