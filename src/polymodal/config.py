@@ -77,6 +77,19 @@ class HeadSpec(_Strict):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
 
 
+class DecoderSpec(_Strict):
+    """The text decoder of a ``kind: captioner`` model (models/decoder.py): MiniLM's weights with
+    cross-attention added, or a fresh BERT-style decoder of the size given here."""
+
+    init: Literal["minilm", "scratch"] = "minilm"
+    num_layers: int = Field(2, ge=1)  # scratch only
+    hidden_dim: int = Field(256, ge=8)  # scratch only
+    num_heads: int = Field(4, ge=1)  # scratch only
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)  # scratch only
+    # tokens per decoded sequence, prompt included: generation stops there
+    max_length: int = Field(64, ge=4, le=512)
+
+
 class ModelConfig(_Strict):
     """Which model to build. ``preset`` is a name from ``polymodal models`` or a path
     (save_pretrained folder, HF folder, run dir). ``kind`` says what to build on top."""
@@ -87,8 +100,10 @@ class ModelConfig(_Strict):
     # towers that replace ``towers`` only when the fallback is used (e.g. the offline stand-in
     # at a smaller image size), so one config serves the Hub model and its stand-in
     fallback_towers: list[TowerSpec] | None = None
-    kind: Literal["dual", "fusion", "classifier"] = "dual"
+    kind: Literal["dual", "fusion", "classifier", "captioner"] = "dual"
     towers: list[TowerSpec] | None = None
+    # captioner: the image tower of ``preset``/``towers`` feeds this decoder
+    decoder: DecoderSpec = Field(default_factory=DecoderSpec)
     embed_dim: int | None = None
     init_temperature: float = Field(0.07, gt=0.0)
     learn_temperature: bool = True
@@ -218,6 +233,14 @@ class SiglipConfig(ObjectiveConfig):
     kind: Literal["siglip"] = "siglip"
     pairs: list[tuple[str, str]] | None = None
     gather_with_grad: bool = True
+
+
+@register_objective_config
+class CaptioningConfig(ObjectiveConfig):
+    """Teacher-forced next-token cross-entropy of a captioner's decoder (objectives/captioning.py)."""
+
+    kind: Literal["captioning"] = "captioning"
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
 
 
 @register_objective_config

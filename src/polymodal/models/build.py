@@ -3,8 +3,9 @@
 ``build_model(model_cfg, label_spaces)`` is what the trainer calls: it takes the towers of
 the preset (or of a saved model / run dir / HF folder named by ``model.preset``), lets
 ``model.towers`` replace or add towers by modality, then builds the ``kind`` asked for:
-``dual`` (DualEncoder), ``fusion`` (towers + fusion + heads) or ``classifier`` (late concat
-fusion + heads; fine-tuning one or more towers for classification/regression).
+``dual`` (DualEncoder), ``fusion`` (towers + fusion + heads), ``classifier`` (late concat
+fusion + heads; fine-tuning one or more towers for classification/regression) or ``captioner``
+(the image tower + ``model.decoder``, a text decoder with cross-attention).
 """
 
 from __future__ import annotations
@@ -146,6 +147,19 @@ def _keep_aligned_projections(cfg: ModelConfig, model: DualEncoder) -> None:
     load_preset_weights(preset, model, skip=skip)
 
 
+def _captioner(cfg: ModelConfig, towers: dict[str, Tower]) -> nn.Module:
+    from polymodal.models.captioner import CaptioningModel
+    from polymodal.models.decoder import TextDecoder
+
+    if "image" not in towers:
+        raise ModelError(f"a captioner needs an image tower; {cfg.preset or 'the config'} gives {list(towers)}: "
+                         "add one in model.towers")
+    d = cfg.decoder
+    decoder = TextDecoder.build(d.init, num_layers=d.num_layers, hidden_dim=d.hidden_dim, num_heads=d.num_heads,
+                                max_length=d.max_length, dropout=d.dropout)
+    return CaptioningModel(towers["image"], decoder)
+
+
 def build_model(model_cfg: ModelConfig, label_spaces: dict[str, list[str]] | None = None) -> nn.Module:
     """Build the model a run config asks for (see the module docstring)."""
     cfg, parts = _base_or_fallback(model_cfg)
@@ -164,6 +178,8 @@ def _assemble(cfg: ModelConfig, parts: tuple[EmbeddingModel | None, dict[str, To
         towers[tower.modality] = tower
     if not towers:
         raise ModelError("no towers: set model.preset or model.towers")
+    if cfg.kind == "captioner":
+        return _captioner(cfg, towers)
     if cfg.kind == "dual":
         if base is not None and not cfg.towers and isinstance(base, DualEncoder):
             if cfg.embed_dim is not None and cfg.embed_dim != base.embed_dim:

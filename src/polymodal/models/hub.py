@@ -30,7 +30,7 @@ FORMAT = "polymodal-model"
 FORMAT_VERSION = 1
 # modules whose import registers polymodal's own model classes (each calls register_model_class)
 BUILTIN_MODEL_MODULES = ("polymodal.models.dual", "polymodal.models.fused", "polymodal.models.wrapped",
-                         "polymodal.export.onnx_model")
+                         "polymodal.models.captioner", "polymodal.export.onnx_model")
 
 C = TypeVar("C", bound=type)
 

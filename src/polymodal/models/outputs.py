@@ -31,4 +31,13 @@ class ClassifierOutput:
     fused: torch.Tensor | None = None
 
 
-ModelOutput = EmbeddingOutput | ClassifierOutput
+@dataclass
+class CaptionOutput:
+    """A captioning model's teacher-forced pass: next-token logits (B, T, V) and the token each
+    position should predict (B, T), -100 where nothing is predicted (padding, a prompt)."""
+
+    logits: torch.Tensor
+    targets: torch.Tensor
+
+
+ModelOutput = EmbeddingOutput | ClassifierOutput | CaptionOutput

@@ -12,6 +12,7 @@ from typing import Any
 from torch import nn
 
 from polymodal.config import (
+    CaptioningConfig,
     ClassificationConfig,
     ContrastiveConfig,
     DistillConfig,
@@ -21,6 +22,7 @@ from polymodal.config import (
 )
 from polymodal.errors import ModelError
 from polymodal.objectives.base import Objective, ObjectiveResult, gather_features
+from polymodal.objectives.captioning import CaptioningLoss
 from polymodal.objectives.classification import ClassificationLoss
 from polymodal.objectives.contrastive import ContrastiveLoss, SigLIPLoss
 from polymodal.objectives.distill import DistillationLoss
@@ -35,7 +37,7 @@ from polymodal.objectives.registry import (
 )
 
 __all__ = [
-    "OBJECTIVES", "ClassificationLoss", "ContrastiveLoss", "DistillationLoss", "EmbedDistillLoss", "MultiTaskLoss", "Objective",
+    "OBJECTIVES", "CaptioningLoss", "ClassificationLoss", "ContrastiveLoss", "DistillationLoss", "EmbedDistillLoss", "MultiTaskLoss", "Objective",
     "ObjectiveKind", "ObjectiveResult", "SigLIPLoss", "build_objective", "gather_features", "objective_kind",
     "register_objective",
 ]
@@ -98,9 +100,16 @@ def _embed_distill(cfg: EmbedDistillConfig, model: nn.Module, _labels: Any) -> n
                             cfg.similarity_temperature)
 
 
+def _captioning(cfg: CaptioningConfig, model: nn.Module, _labels: Any) -> nn.Module:
+    if not callable(getattr(model, "generate", None)) or "text" not in getattr(model, "towers", {}):
+        raise ModelError("the captioning objective needs a captioning model (model.kind: captioner)")
+    return CaptioningLoss(cfg.label_smoothing)
+
+
 register_objective("contrastive", _contrastive, ContrastiveConfig, uses_labels=False)  # type: ignore[arg-type]
 register_objective("siglip", _siglip, SiglipConfig, uses_labels=False)  # type: ignore[arg-type]
 register_objective("classification", _classification, ClassificationConfig, uses_labels=True)  # type: ignore[arg-type]
 register_objective("multitask", _multitask, MultiTaskConfig, uses_labels=True)  # type: ignore[arg-type]
 register_objective("distill", _distill, DistillConfig, uses_labels=True)  # type: ignore[arg-type]
 register_objective("embed-distill", _embed_distill, EmbedDistillConfig, uses_labels=False)  # type: ignore[arg-type]
+register_objective("captioning", _captioning, CaptioningConfig, uses_labels=False)  # type: ignore[arg-type]

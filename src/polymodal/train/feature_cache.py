@@ -37,6 +37,8 @@ def cacheable_modalities(
     fusion = getattr(model, "fusion", None)
     if fusion is not None and getattr(fusion, "needs_tokens", False):
         return []
+    if getattr(model, "needs_tokens", False):  # e.g. a captioner's decoder attends to the image grid
+        return []
     out = []
     for modality, tower in towers.items():
         if modality == "image" and augment_images:
