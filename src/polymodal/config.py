@@ -82,6 +82,9 @@ class DecoderSpec(_Strict):
     cross-attention added, or a fresh BERT-style decoder of the size given here."""
 
     init: Literal["minilm", "scratch"] = "minilm"
+    # minilm: MiniLM's WordPiece (30,522 tokens); data: a WordPiece vocabulary trained on the
+    # run's training texts (scratch only; saved with the model)
+    vocab: Literal["minilm", "data"] = "minilm"
     num_layers: int = Field(2, ge=1)  # scratch only
     hidden_dim: int = Field(256, ge=8)  # scratch only
     num_heads: int = Field(4, ge=1)  # scratch only

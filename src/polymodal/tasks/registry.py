@@ -27,7 +27,8 @@ class Task:
     description: str
     metrics: tuple[str, ...]
     run: TaskRunner
-    # what the model must offer: "encode" (DualEncoder-like) or "logits" (FusionModel-like)
+    # what the model must offer: "encode" (DualEncoder-like), "logits" (FusionModel-like) or
+    # "generate" (a model with a text decoder: CaptioningModel)
     needs: str = "encode"
 
 
@@ -53,12 +54,15 @@ def _add_builtins() -> None:
     if _BUILTINS_ADDED:
         return
     _BUILTINS_ADDED = True
+    from polymodal.tasks.captioning import CAPTIONING_TASK
     from polymodal.tasks.classification import CLASSIFICATION_TASK
+    from polymodal.tasks.generative_vqa import GENERATIVE_VQA_TASK
     from polymodal.tasks.linear_probe import LINEAR_PROBE_TASK
     from polymodal.tasks.retrieval import RETRIEVAL_TASK
     from polymodal.tasks.zeroshot import ZEROSHOT_TASK
 
-    for task in (ZEROSHOT_TASK, RETRIEVAL_TASK, LINEAR_PROBE_TASK, CLASSIFICATION_TASK):
+    for task in (ZEROSHOT_TASK, RETRIEVAL_TASK, LINEAR_PROBE_TASK, CLASSIFICATION_TASK, CAPTIONING_TASK,
+                 GENERATIVE_VQA_TASK):
         if task.name not in _TASKS:
             register_task(task)
 
@@ -80,8 +84,8 @@ def _has_head(model: Any) -> bool:
     heads = getattr(model, "heads", None)
     if heads is not None:
         return len(heads) > 0
-    # duck-typed classifiers (forward -> logits, no ``heads``) are not embedding models
-    return not callable(getattr(model, "encode", None))
+    # duck-typed classifiers (forward -> logits, no ``heads``) are neither embedding models nor decoders
+    return not callable(getattr(model, "encode", None)) and not _generates(model)
 
 
 def _meets(task: Task, model: Any) -> bool:
@@ -89,7 +93,14 @@ def _meets(task: Task, model: Any) -> bool:
         return _has_head(model)
     if task.needs == "encode":
         return callable(getattr(model, "encode", None))
+    if task.needs == "generate":
+        return _generates(model)
     return True
+
+
+def _generates(model: Any) -> bool:
+    # a text decoder behind ``generate(images, prompts)``; torch modules have no ``generate`` of their own
+    return callable(getattr(model, "generate", None)) and "text" in (getattr(model, "towers", None) or {})
 
 
 def why_not(task: Task, model: Any) -> str | None:
@@ -100,6 +111,8 @@ def why_not(task: Task, model: Any) -> str | None:
     """
     if task.needs == "logits" and not _has_head(model):
         return f"has no {task.name} head"
+    if task.needs == "generate" and not _generates(model):
+        return "has no text decoder"
     return None
 
 
@@ -116,7 +129,8 @@ def check_fits(task: Task, model: Any, name: str | None = None) -> None:
     label = f"{name} ({type(model).__name__})" if name else f"this model ({type(model).__name__})"
     fits = tasks_for(model)
     hint = f"; tasks that fit: {', '.join(fits)}" if fits else ""
-    extra = " (fine-tune a classifier to get one: `model.kind: classifier`, see examples/)" if task.needs == "logits" else ""
+    extra = {"logits": " (fine-tune a classifier to get one: `model.kind: classifier`, see examples/)",
+             "generate": " (train one: `model.kind: captioner`, see examples/captioning.yaml)"}.get(task.needs, "")
     raise TaskModelError(f"{label} {reason}, so the {task.name!r} task cannot run on it{hint}{extra}")
 
 
