@@ -160,10 +160,10 @@ class CaptioningModel(PretrainedMixin, nn.Module):
                     pixels = self.image_tower.preprocess([decoded[i] for i in chunk])
                     pixels = pixels.to(device) if isinstance(pixels, torch.Tensor) else pixels
                     memory, mask = self.memory(pixels)
-                    ids = torch.tensor([starts[i] for i in chunk], device=device)
+                    start = torch.tensor([starts[i] for i in chunk], device=device)
                     config.max_new_tokens = cap
                     seqs = self.decoder.encoder.generate(  # type: ignore[operator]
-                        input_ids=ids, attention_mask=torch.ones_like(ids), encoder_hidden_states=memory,
+                        input_ids=start, attention_mask=torch.ones_like(start), encoder_hidden_states=memory,
                         encoder_attention_mask=mask.long(), generation_config=config,
                         cache=_cross_attention_cache())
                     for i, seq in zip(chunk, seqs, strict=True):

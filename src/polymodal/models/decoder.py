@@ -40,7 +40,7 @@ def data_tokenizer(texts: list[str], vocab_size: int = 2000) -> Any:
     few hundred tokens of a made dataset that cost all but disappears.
     """
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import BertTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     if not texts:
         raise ModelError("decoder vocab 'data': no training texts to build the vocabulary from")
@@ -55,8 +55,8 @@ def data_tokenizer(texts: list[str], vocab_size: int = 2000) -> Any:
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
                                                        special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
-    return BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
-                             cls_token="[CLS]", mask_token="[MASK]", do_lower_case=True)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
+                                   cls_token="[CLS]", mask_token="[MASK]")
 
 
 def _quiet_transformers() -> Any:
@@ -83,18 +83,19 @@ class TextDecoder(nn.Module):
 
     def __init__(self, lm: nn.Module, tokenizer: Any, *, init: DecoderInit, max_length: int) -> None:
         super().__init__()
-        vocab = int(lm.config.vocab_size)  # type: ignore[union-attr]
+        config: Any = lm.config
+        vocab = int(config.vocab_size)
         if len(tokenizer) != vocab:
             raise ModelError(f"decoder vocabulary mismatch: the tokenizer has {len(tokenizer)} tokens, the decoder's "
                              f"output layer {vocab}; they must come from the same saved model")
-        positions = int(lm.config.max_position_embeddings)  # type: ignore[union-attr]
+        positions = int(config.max_position_embeddings)
         if max_length > positions:
             raise ModelError(f"decoder max_length {max_length} exceeds its {positions} position embeddings")
         self.encoder = lm
         self.tokenizer = tokenizer
         self.init: DecoderInit = init
         self.max_length = int(max_length)
-        self.hidden_dim = int(lm.config.hidden_size)  # type: ignore[union-attr]
+        self.hidden_dim = int(config.hidden_size)
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -166,7 +167,8 @@ class TextDecoder(nn.Module):
 
     # ------------------------------------------------------------------ strategies
     def blocks(self) -> list[nn.Module]:
-        bert = getattr(self.encoder, "bert", None) or self.encoder.base_model.model.bert  # type: ignore[union-attr]
+        lm: Any = self.encoder
+        bert = getattr(lm, "bert", None) or lm.base_model.model.bert  # a peft wrapper holds the model inside
         return list(bert.encoder.layer)
 
     def lora_targets(self) -> list[str]:
