@@ -57,7 +57,12 @@ def test_true_captions_score_full_marks_and_a_colour_swap_is_counted(shapes_dir:
     assert result.metrics["attribute_accuracy"].value == pytest.approx(1 - len(reds) / slots)
     assert result.metrics["exact_scene"].value == pytest.approx(1 - len(reds) / len(test))
     assert result.metrics["bleu4"].low <= result.metrics["bleu4"].value <= result.metrics["bleu4"].high
-    assert result.details["examples"][0]["generated"] == swapped[Path(result.details["examples"][0]["image"]).name]
+    shown = result.details["generated_examples"][0]
+    assert shown["generated"] == swapped[Path(shown["image"]).name]
+    from polymodal.report import Report
+
+    html = Report("captions").add_result(result).render()
+    assert "Generated · " in html and "data:image/png;base64" in html
 
 
 def test_generation_options_reach_the_model(shapes_dir: Path) -> None:

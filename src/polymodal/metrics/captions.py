@@ -11,11 +11,13 @@ import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from polymodal.data.builtin import _draw as draw
 from polymodal.data.builtin.shapes import RELATIONS
+from polymodal.errors import PolymodalError
 from polymodal.metrics.bootstrap import Statistic
 
 COLORS: tuple[str, ...] = tuple(sorted(draw.COLORS))
@@ -26,15 +28,21 @@ _RELATION = re.compile(rf"\b({'|'.join(sorted(RELATIONS, key=len, reverse=True))
 
 
 # --------------------------------------------------------------------------- BLEU
+def _sacrebleu() -> Any:
+    try:
+        import sacrebleu
+    except ModuleNotFoundError:
+        raise PolymodalError("caption metrics need sacrebleu: pip install 'polymodal[generate]'") from None
+    return sacrebleu
+
+
 def bleu_statistic(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> Statistic:
     """Corpus BLEU-4 (sacrebleu's default 13a tokenization, 0-100) of any subset of the samples.
 
     Per-sample n-gram counts are extracted once; a subset sums them, so the bootstrap interval
     costs sums, not re-tokenizations (the same counts ``corpus_score`` would sum).
     """
-    from sacrebleu.metrics import BLEU
-
-    bleu = BLEU()
+    bleu = _sacrebleu().metrics.BLEU()
     refs = [list(r) for r in references]
     width = max(len(r) for r in refs)
     # sacrebleu wants one stream per reference position; a sample with fewer repeats its first
@@ -49,11 +57,9 @@ def bleu_statistic(hypotheses: Sequence[str], references: Sequence[Sequence[str]
 
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:
     """sacrebleu's own corpus BLEU (what ``bleu_statistic`` reproduces on all samples)."""
-    import sacrebleu
-
     width = max(len(r) for r in references)
     streams = [[r[k] if k < len(r) else r[0] for r in references] for k in range(width)]
-    return float(sacrebleu.corpus_bleu(list(hypotheses), streams).score)
+    return float(_sacrebleu().corpus_bleu(list(hypotheses), streams).score)
 
 
 # --------------------------------------------------------------------------- CIDEr
@@ -69,6 +75,10 @@ def cider_scores(hypotheses: Sequence[str], references: Sequence[Sequence[str]])
     """
     if not java_available():
         return None
+    try:
+        import pycocoevalcap  # noqa: F401
+    except ModuleNotFoundError:
+        raise PolymodalError("CIDEr needs pycocoevalcap: pip install 'polymodal[generate]'") from None
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 

@@ -108,6 +108,9 @@ class Report:
             self.add_confusion_matrix(details["confusion_matrix"], details["class_names"], f"Confusion matrix · {name}")
         for direction, examples in (details.get("examples") or {}).items():
             self.add_retrieval_examples(examples, f"{direction.replace('_', ' ')} · {name}")
+        if details.get("generated_examples"):  # captioning / generative VQA: images with what the model said
+            self.add_figure(f"Generated · {name}", figures.caption_grid(details["generated_examples"], name),
+                            "generated text; the reference in brackets")
         return self
 
     def extend(self, other: Report) -> Report:

@@ -101,8 +101,9 @@ def run_captioning(model: Any, data: EvalData, split: str = "test", *, n_boot: i
                                "java": java_available(), "notes": notes}
     if all(isinstance(r.get("objects"), list) for r in samples):
         details["attributes"] = _attribute_metrics(samples, hyps, heldout_combos(data), add)
-    details["examples"] = [{"id": ids[i], "image": str(samples[i]["image"]), "generated": hyps[i],
-                            "references": refs[i]} for i in range(min(EXAMPLES, len(ids)))]
+    details["generated_examples"] = [{"id": ids[i], "image": str(samples[i]["image"]), "path": images[i],
+                                      "generated": hyps[i], "reference": refs[i][0]}
+                                     for i in range(min(EXAMPLES, len(ids)))]
     details["captions"] = dict(zip(ids, hyps, strict=True))
     return TaskResult("captioning", metrics, details, stats, data=data.name, split=split)
 

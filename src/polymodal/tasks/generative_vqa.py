@@ -65,8 +65,9 @@ def run_generative_vqa(model: Any, data: EvalData, split: str = "test", *, quest
         "generation": generation_options(opts) or {"strategy": "greedy"},
         "majority_answer": majority, "majority_accuracy": count / len(truth),
         "outside_answer_set": int(sum(normalize_answer(a) not in set(truth) for a in answers)),
-        "examples": [{"id": ids[i], "image": str(rows[i]["image"]), "question": rows[i][question_column],
-                      "generated": answers[i], "answer": rows[i][answer_column]} for i in range(min(12, len(ids)))],
+        "generated_examples": [{"id": ids[i], "image": str(rows[i]["image"]), "path": images[i],
+                                "prompt": rows[i][question_column], "generated": answers[i],
+                                "reference": rows[i][answer_column]} for i in range(min(12, len(ids)))],
     }
     return TaskResult("generative-vqa", metrics, details, stats, data=data.name, split=split)
 
