@@ -156,3 +156,33 @@ def test_strategies_see_the_decoder_as_the_text_tower() -> None:
     report = apply_strategy(model, TrainConfig(strategy="top_k", top_k=1, top_k_towers=["text"]))
     assert all(".layer.1." in n or n.startswith("bridge.") for n in report.names if n.startswith("towers.")
                or n.startswith("bridge.")), report.names
+
+
+def test_generate_command_captions_and_answers(trained: tuple[CaptioningModel, list[float]], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import click
+
+    from polymodal.cli.main import build_cli
+
+    model, _ = trained
+    folder = model.save_pretrained(tmp_path / "cap")
+    red, blue = tmp_path / "red.png", tmp_path / "blue.png"
+    RED.save(red)
+    BLUE.save(blue)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        try:
+            code = build_cli().main(args=["generate", *args], prog_name="polymodal", standalone_mode=False)
+        except click.exceptions.Exit as exc:
+            code = exc.exit_code
+        out = capsys.readouterr()
+        return int(code or 0), out.out, out.err
+
+    code, out, _ = run(str(folder), "--image", str(red))
+    assert code == 0 and out.strip() == f"{red}\t{TEXTS[0]}"
+    code, out, _ = run(str(folder), "--image", str(blue), "--prompt", "what colour is it?", "--strategy", "beam")
+    assert code == 0 and out.strip().endswith("\tblue")
+    code, _, err = run(str(folder), "--image", str(red), "--prompt", "")
+    assert code == 2 and "prompt 0 is empty" in err and "Traceback" not in err
+    code, _, err = run(str(folder), "--image", str(tmp_path / "missing.png"))
+    assert code == 2 and "missing.png" in err

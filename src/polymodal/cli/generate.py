@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from polymodal.cli.common import console, fail, user_errors
+from polymodal.cli.common import fail, user_errors
 
 
 def generate_command(
@@ -38,7 +38,7 @@ def generate_command(
                                 num_beams=num_beams, max_new_tokens=max_new_tokens, temperature=temperature,
                                 seed=seed)
     for path, text in zip(image, texts, strict=True):
-        console.print(f"{path}\t{text}", highlight=False, markup=False, soft_wrap=True)
+        typer.echo(f"{path}\t{text}")  # a tab kept as a tab (rich would expand it): cut -f2 works
 
 
 def register(app: typer.Typer) -> None:
