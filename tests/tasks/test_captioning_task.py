@@ -44,8 +44,11 @@ def test_true_captions_score_full_marks_and_a_colour_swap_is_counted(shapes_dir:
     assert result.metrics["attribute_accuracy"].value == 1.0
     assert result.metrics["exact_scene"].value == 1.0
     assert result.details["attributes"]["rows"] == len(test)
+    assert len(result.details["attributes"]["heldout_combos"]) == 6  # read from the maker's dataset.json
     if any(r["heldout"] for r in test):
         assert result.metrics["heldout/attribute_accuracy"].value == 1.0
+        assert result.metrics["heldout/combo_named"].value == 1.0
+        assert result.metrics["heldout/attribute_accuracy"].n == sum(r["heldout"] for r in test)
     # red becomes a colour the scene does not have: that object's colour slot alone is wrong
     swapped = {}
     for r in rows:

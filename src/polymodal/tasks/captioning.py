@@ -11,6 +11,7 @@ training scene contained.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,8 @@ def heldout_combos(data: EvalData) -> frozenset[tuple[str, str]]:
     info = data.root / "dataset.json"
     if not info.is_file():
         return frozenset()
-    combos = json.loads(info.read_text(encoding="utf-8")).get("heldout_combos") or []
+    made = json.loads(info.read_text(encoding="utf-8"))
+    combos = (made.get("builtin") or made).get("heldout_combos") or []  # what the maker recorded
     return frozenset((c.split(" ", 1)[0], c.split(" ", 1)[1]) for c in combos if " " in c)
 
 
@@ -86,8 +88,10 @@ def run_captioning(model: Any, data: EvalData, split: str = "test", *, n_boot: i
     metrics: dict[str, Metric] = {}
     stats: dict[str, SampleStatistic] = {}
 
-    def add(name: str, statistic: Any) -> None:
-        metrics[name] = bootstrap_metric(statistic, len(ids), n_boot=n_boot, seed=seed)
+    def add(name: str, statistic: Any, n: int | None = None) -> None:
+        metric = bootstrap_metric(statistic, len(ids), n_boot=n_boot, seed=seed)
+        # a group's metric resamples every row but counts only its own: n says how many those are
+        metrics[name] = metric if n is None else replace(metric, n=n)
         stats[name] = SampleStatistic(ids, statistic)
 
     add("bleu4", bleu_statistic(hyps, refs))
@@ -121,12 +125,12 @@ def _attribute_metrics(samples: list[dict[str, Any]], hyps: list[str], heldout: 
         if not mask.any():
             continue
         # a statistic over the whole index space that only counts rows of this group
-        add(f"{name}attribute_accuracy", _ratio(correct * mask, total * mask))
-        add(f"{name}exact_scene", _ratio(exact * mask, mask.astype(np.float64)))
+        add(f"{name}attribute_accuracy", _ratio(correct * mask, total * mask), int(mask.sum()))
+        add(f"{name}exact_scene", _ratio(exact * mask, mask.astype(np.float64)), int(mask.sum()))
     named = np.array([s.heldout_named for s in scores], dtype=np.float64)
     held_total = np.array([s.heldout_total for s in scores], dtype=np.float64)
     if held_total.sum():
-        add("heldout/combo_named", _ratio(named, held_total))
+        add("heldout/combo_named", _ratio(named, held_total), int((held_total > 0).sum()))
     return {"rows": len(samples), "seen_rows": int((~is_held).sum()), "heldout_rows": int(is_held.sum()),
             "heldout_combos": sorted(f"{c} {s}" for c, s in heldout)}
 
