@@ -44,12 +44,14 @@ def _batch(model: CaptioningModel) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def trained() -> tuple[CaptioningModel, list[float]]:
     model = tiny_captioner()
+    for p in model.image_tower.encoder.parameters():  # locked, as the example runs it: a cheaper step
+        p.requires_grad_(False)
     loss_fn = CaptioningLoss()
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-3)
     batch = _batch(model)
     losses = []
     model.train()
-    for _ in range(40):
+    for _ in range(30):
         result = loss_fn(model(batch), batch)
         opt.zero_grad()
         result.loss.backward()
@@ -59,8 +61,8 @@ def trained() -> tuple[CaptioningModel, list[float]]:
     return model, losses
 
 
-def test_text_targets_skip_the_start_token_padding_and_a_prompt() -> None:
-    model = tiny_captioner()
+def test_text_targets_skip_the_start_token_padding_and_a_prompt(trained: tuple[CaptioningModel, list[float]]) -> None:
+    model, _ = trained
     text = model.decoder.preprocess(["a red circle", "what colour is it? [SEP] blue"])
     ids, target = text["input_ids"], text["target_mask"]
     sep = model.decoder.tokenizer.sep_token_id
@@ -88,10 +90,10 @@ def test_beam_and_sampling_strategies(trained: tuple[CaptioningModel, list[float
     assert model.generate([RED], strategy="beam", num_beams=3) == [TEXTS[0]]
     a = model.generate([RED, BLUE], strategy="sample", temperature=3.0, seed=1, max_new_tokens=6)
     assert a == model.generate([RED, BLUE], strategy="sample", temperature=3.0, seed=1, max_new_tokens=6)  # seeded
-    draws = {tuple(model.generate([RED, BLUE], strategy="sample", temperature=3.0, seed=s, max_new_tokens=6)) for s in range(2, 4)}
-    assert len(draws) > 1  # a high temperature does sample
+    # a high temperature does sample: another seed draws other words
+    assert a != model.generate([RED, BLUE], strategy="sample", temperature=3.0, seed=2, max_new_tokens=6)
     state = torch.random.get_rng_state()
-    model.generate([RED], strategy="sample", seed=5)
+    model.generate([RED], strategy="sample", seed=5, max_new_tokens=2)
     assert torch.equal(state, torch.random.get_rng_state())  # the caller's RNG is left alone
 
 
