@@ -77,6 +77,22 @@ class HeadSpec(_Strict):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
 
 
+class DecoderSpec(_Strict):
+    """The text decoder of a ``kind: captioner`` model (models/decoder.py): MiniLM's weights with
+    cross-attention added, or a fresh BERT-style decoder of the size given here."""
+
+    init: Literal["minilm", "scratch"] = "minilm"
+    # minilm: MiniLM's WordPiece (30,522 tokens); data: a WordPiece vocabulary trained on the
+    # run's training texts (scratch only; saved with the model)
+    vocab: Literal["minilm", "data"] = "minilm"
+    num_layers: int = Field(2, ge=1)  # scratch only
+    hidden_dim: int = Field(256, ge=8)  # scratch only
+    num_heads: int = Field(4, ge=1)  # scratch only
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)  # scratch only
+    # tokens per decoded sequence, prompt included: generation stops there
+    max_length: int = Field(64, ge=4, le=512)
+
+
 class ModelConfig(_Strict):
     """Which model to build. ``preset`` is a name from ``polymodal models`` or a path
     (save_pretrained folder, HF folder, run dir). ``kind`` says what to build on top."""
@@ -89,8 +105,11 @@ class ModelConfig(_Strict):
     fallback_towers: list[TowerSpec] | None = None
     # ctc: speech recognition (the audio tower's frames -> a CTC head over characters)
     # embedding: the towers as they are, one or more (self-supervised training of one tower)
-    kind: Literal["dual", "fusion", "classifier", "ctc", "embedding"] = "dual"
+    # captioner: the image tower + ``decoder``, a text decoder with cross-attention
+    kind: Literal["dual", "fusion", "classifier", "ctc", "embedding", "captioner"] = "dual"
     towers: list[TowerSpec] | None = None
+    # captioner: the image tower of ``preset``/``towers`` feeds this decoder
+    decoder: DecoderSpec = Field(default_factory=DecoderSpec)
     embed_dim: int | None = None
     init_temperature: float = Field(0.07, gt=0.0)
     learn_temperature: bool = True
@@ -226,6 +245,14 @@ class SiglipConfig(ObjectiveConfig):
     kind: Literal["siglip"] = "siglip"
     pairs: list[tuple[str, str]] | None = None
     gather_with_grad: bool = True
+
+
+@register_objective_config
+class CaptioningConfig(ObjectiveConfig):
+    """Teacher-forced next-token cross-entropy of a captioner's decoder (objectives/captioning.py)."""
+
+    kind: Literal["captioning"] = "captioning"
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
 
 
 @register_objective_config

@@ -47,6 +47,21 @@ def _progress_validate(manifest: Any, label_sets: dict[str, list[str]] | None, o
 
 
 
+@data_app.command("prompt-view")
+def prompt_view(
+    manifest_path: Path = typer.Argument(..., metavar="MANIFEST", help="A .jsonl manifest."),
+    prompt: str = typer.Option("question", "--prompt", help="Column holding the prompt (a question)."),
+    target: str = typer.Option("answer", "--target", help="Column holding what the decoder should say."),
+    column: str = typer.Option("qa", "--column", help="Name of the joined column."),
+) -> None:
+    """Write MANIFEST-<column>.jsonl beside it with "<prompt> [SEP] <target>" (generative VQA training)."""
+    with user_errors():
+        from polymodal.data.views import prompt_target_view
+
+        out = prompt_target_view(manifest_path, prompt, target, column)
+    console.print(f"wrote {out}", highlight=False)
+
+
 @data_app.command("validate")
 def validate(
     manifest_path: str = typer.Argument(

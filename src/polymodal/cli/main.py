@@ -26,7 +26,7 @@ app = typer.Typer(
 
 # explicit, ordered list of command modules (no import-time magic)
 COMMAND_MODULES = ("data", "models", "train", "evaluate", "predict", "quickstart", "embed", "index", "serve",
-                   "compress", "export")
+                   "compress", "export", "generate")
 
 
 def _version(value: bool) -> None:

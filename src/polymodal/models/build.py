@@ -5,8 +5,9 @@ the preset (or of a saved model / run dir / HF folder named by ``model.preset``)
 ``model.towers`` replace or add towers by modality, then builds the ``kind`` asked for:
 ``dual`` (DualEncoder), ``fusion`` (towers + fusion + heads), ``classifier`` (late concat
 fusion + heads; fine-tuning one or more towers for classification/regression), ``ctc``
-(speech recognition: the audio tower's frames + a CTC head, ``models/ctc.py``) or ``embedding``
-(the towers alone, as an EmbeddingModel: what self-supervised objectives train).
+(speech recognition: the audio tower's frames + a CTC head, ``models/ctc.py``), ``embedding``
+(the towers alone, as an EmbeddingModel: what self-supervised objectives train) or ``captioner``
+(the image tower + ``model.decoder``, a text decoder with cross-attention).
 """
 
 from __future__ import annotations
@@ -148,10 +149,31 @@ def _keep_aligned_projections(cfg: ModelConfig, model: DualEncoder) -> None:
     load_preset_weights(preset, model, skip=skip)
 
 
-def build_model(model_cfg: ModelConfig, label_spaces: dict[str, list[str]] | None = None) -> nn.Module:
-    """Build the model a run config asks for (see the module docstring)."""
+def _captioner(cfg: ModelConfig, towers: dict[str, Tower], texts: list[str] | None) -> nn.Module:
+    from polymodal.models.captioner import CaptioningModel
+    from polymodal.models.decoder import TextDecoder, data_tokenizer
+
+    if "image" not in towers:
+        raise ModelError(f"a captioner needs an image tower; {cfg.preset or 'the config'} gives {list(towers)}: "
+                         "add one in model.towers")
+    d = cfg.decoder
+    tokenizer = None
+    if d.vocab == "data":
+        if texts is None:
+            raise ModelError("model.decoder.vocab: data builds the vocabulary from the training texts; "
+                             "build_model needs them (train() passes them)")
+        tokenizer = data_tokenizer(texts)
+    decoder = TextDecoder.build(d.init, num_layers=d.num_layers, hidden_dim=d.hidden_dim, num_heads=d.num_heads,
+                                max_length=d.max_length, dropout=d.dropout, tokenizer=tokenizer)
+    return CaptioningModel(towers["image"], decoder)
+
+
+def build_model(model_cfg: ModelConfig, label_spaces: dict[str, list[str]] | None = None, *,
+                texts: list[str] | None = None) -> nn.Module:
+    """Build the model a run config asks for (see the module docstring). ``texts``: the training
+    texts, from which a captioner with ``decoder.vocab: data`` makes its vocabulary."""
     cfg, parts = _base_or_fallback(model_cfg)
-    model = _assemble(cfg, parts, label_spaces)
+    model = _assemble(cfg, parts, label_spaces, texts)
     if cfg.preset != model_cfg.preset:  # the fallback stood in: saved in the model card, read by the run report
         card = {**getattr(model, "card_info", {}), "fallback": {"requested": model_cfg.preset, "used": cfg.preset}}
         setattr(model, "card_info", card)  # noqa: B010 - a plain attribute of a PretrainedMixin model
@@ -159,7 +181,7 @@ def build_model(model_cfg: ModelConfig, label_spaces: dict[str, list[str]] | Non
 
 
 def _assemble(cfg: ModelConfig, parts: tuple[EmbeddingModel | None, dict[str, Tower], int | None],
-              label_spaces: dict[str, list[str]] | None) -> nn.Module:
+              label_spaces: dict[str, list[str]] | None, texts: list[str] | None = None) -> nn.Module:
     base, towers, preset_dim = parts
     for spec in cfg.towers or []:
         tower = build_tower(spec.model_dump(), local_files_only=cfg.local_files_only)
@@ -170,6 +192,8 @@ def _assemble(cfg: ModelConfig, parts: tuple[EmbeddingModel | None, dict[str, To
         if base is not None and not cfg.towers and type(base) is EmbeddingModel:
             return base
         return EmbeddingModel(towers)
+    if cfg.kind == "captioner":
+        return _captioner(cfg, towers, texts)
     if cfg.kind == "dual":
         if base is not None and not cfg.towers and isinstance(base, DualEncoder):
             if cfg.embed_dim is not None and cfg.embed_dim != base.embed_dim:

@@ -30,8 +30,8 @@ from polymodal.models.trust import caller_scope, check_safetensors, refuse_reque
 FORMAT = "polymodal-model"
 FORMAT_VERSION = 1
 # modules whose import registers polymodal's own model classes (each calls register_model_class)
-BUILTIN_MODEL_MODULES = ("polymodal.models.dual", "polymodal.models.fused", "polymodal.models.ctc", "polymodal.models.wrapped",
-                         "polymodal.export.onnx_model")
+BUILTIN_MODEL_MODULES = ("polymodal.models.dual", "polymodal.models.fused", "polymodal.models.ctc",
+                         "polymodal.models.wrapped", "polymodal.models.captioner", "polymodal.export.onnx_model")
 
 C = TypeVar("C", bound=type)
 

@@ -40,4 +40,13 @@ class CTCOutput:
     lengths: torch.Tensor
 
 
-ModelOutput = EmbeddingOutput | ClassifierOutput | CTCOutput
+@dataclass
+class CaptionOutput:
+    """A captioning model's teacher-forced pass: next-token logits (B, T, V) and the token each
+    position should predict (B, T), -100 where nothing is predicted (padding, a prompt)."""
+
+    logits: torch.Tensor
+    targets: torch.Tensor
+
+
+ModelOutput = EmbeddingOutput | ClassifierOutput | CTCOutput | CaptionOutput

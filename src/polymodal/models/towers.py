@@ -147,9 +147,24 @@ class PooledFeatures:
         return int(self.values.shape[0])
 
 
+class TokenFeatures:
+    """A batch of a frozen encoder's token sequences (B, N, C) and masks (B, N), computed ahead
+    of time for a model that reads tokens (a captioner); ``Tower.forward_tokens`` returns them."""
+
+    def __init__(self, values: torch.Tensor, mask: torch.Tensor) -> None:
+        self.values, self.mask = values, mask
+
+    def to(self, *args: Any, **kwargs: Any) -> TokenFeatures:
+        values = self.values.to(*args, **kwargs)
+        return TokenFeatures(values, self.mask.to(values.device))  # a dtype change leaves the mask boolean
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+
 def move(inputs: Any, device: torch.device) -> Any:
-    """Tensors (also inside dicts) and ``PooledFeatures`` on ``device``; anything else as is."""
-    if isinstance(inputs, torch.Tensor | PooledFeatures):
+    """Tensors (also inside dicts), ``PooledFeatures`` and ``TokenFeatures`` on ``device``; anything else as is."""
+    if isinstance(inputs, torch.Tensor | PooledFeatures | TokenFeatures):
         return inputs.to(device)
     if isinstance(inputs, dict):
         return {k: move(v, device) for k, v in inputs.items()}
@@ -233,6 +248,8 @@ class Tower(nn.Module):
         """The encoder's pooled features (before dropout and projection)."""
         if isinstance(inputs, PooledFeatures):
             return inputs.values
+        if isinstance(inputs, TokenFeatures):
+            raise ModelError(f"{self.modality} tower: precomputed token features are not pooled features")
         if self.dedupe_inputs and isinstance(inputs, dict):
             unique = unique_token_rows(inputs)
             if unique is not None:
@@ -243,6 +260,8 @@ class Tower(nn.Module):
     def forward_tokens(self, inputs: Inputs) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(inputs, PooledFeatures):
             raise ModelError(f"{self.modality} tower: precomputed pooled features carry no token sequence")
+        if isinstance(inputs, TokenFeatures):
+            return inputs.values, inputs.mask
         return self.encoder.forward_tokens(inputs)
 
     def blocks(self) -> list[nn.Module]:

@@ -12,6 +12,7 @@ from typing import Any
 from torch import nn
 
 from polymodal.config import (
+    CaptioningConfig,
     ClassificationConfig,
     ContrastiveConfig,
     CTCConfig,
@@ -24,6 +25,7 @@ from polymodal.config import (
 )
 from polymodal.errors import ModelError
 from polymodal.objectives.base import Objective, ObjectiveResult, gather_features
+from polymodal.objectives.captioning import CaptioningLoss
 from polymodal.objectives.classification import ClassificationLoss
 from polymodal.objectives.contrastive import ContrastiveLoss, SigLIPLoss
 from polymodal.objectives.ctc import CTCLoss
@@ -40,9 +42,9 @@ from polymodal.objectives.registry import (
 from polymodal.objectives.self_supervised import MaskedLMLoss, SimCLRLoss
 
 __all__ = [
-    "OBJECTIVES", "CTCLoss", "ClassificationLoss", "ContrastiveLoss", "DistillationLoss", "EmbedDistillLoss",
-    "MaskedLMLoss", "MultiTaskLoss", "Objective", "ObjectiveKind", "ObjectiveResult", "SigLIPLoss", "SimCLRLoss",
-    "build_objective", "gather_features", "objective_kind",
+    "OBJECTIVES", "CTCLoss", "CaptioningLoss", "ClassificationLoss", "ContrastiveLoss", "DistillationLoss",
+    "EmbedDistillLoss", "MaskedLMLoss", "MultiTaskLoss", "Objective", "ObjectiveKind", "ObjectiveResult",
+    "SigLIPLoss", "SimCLRLoss", "build_objective", "gather_features", "objective_kind",
     "register_objective",
 ]
 
@@ -123,6 +125,12 @@ def _mlm(cfg: MaskedLMConfig, model: nn.Module, _labels: Any) -> nn.Module:
     return MaskedLMLoss(model, cfg.mlm_probability)
 
 
+def _captioning(cfg: CaptioningConfig, model: nn.Module, _labels: Any) -> nn.Module:
+    if not callable(getattr(model, "generate", None)) or "text" not in getattr(model, "towers", {}):
+        raise ModelError("the captioning objective needs a captioning model (model.kind: captioner)")
+    return CaptioningLoss(cfg.label_smoothing)
+
+
 register_objective("contrastive", _contrastive, ContrastiveConfig, uses_labels=False)  # type: ignore[arg-type]
 register_objective("siglip", _siglip, SiglipConfig, uses_labels=False)  # type: ignore[arg-type]
 register_objective("classification", _classification, ClassificationConfig, uses_labels=True)  # type: ignore[arg-type]
@@ -132,3 +140,4 @@ register_objective("ctc", _ctc, CTCConfig, uses_labels=False)  # type: ignore[ar
 register_objective("embed-distill", _embed_distill, EmbedDistillConfig, uses_labels=False)  # type: ignore[arg-type]
 register_objective("simclr", _simclr, SimCLRConfig, uses_labels=False)  # type: ignore[arg-type]
 register_objective("mlm", _mlm, MaskedLMConfig, uses_labels=False)  # type: ignore[arg-type]
+register_objective("captioning", _captioning, CaptioningConfig, uses_labels=False)  # type: ignore[arg-type]

@@ -250,3 +250,24 @@ def frame_strips(clips: list[dict[str, Any]], size: int = 64) -> bytes | None:
         ax.set_title(caption, fontsize=8, color="#1a9641" if right else "#d7191c", loc="left")
         ax.axis("off")
     return to_png(fig)
+
+
+def caption_grid(examples: list[dict[str, Any]], title: str = "generated captions", columns: int = 4) -> bytes:
+    """Images with the text a model generated for them (and the reference, when given) beneath."""
+    n = max(1, len(examples))
+    rows = (n + columns - 1) // columns
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 2.6, rows * 3.1), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, ex in zip(axes.flat, examples, strict=False):
+        pixels = _thumbnail(str(ex.get("path", "")))
+        if pixels is not None:
+            ax.imshow(_fit(pixels, CELL))
+        said = textwrap.fill(str(ex.get("generated", "")), 30)
+        ref = ex.get("reference") or ""
+        text = f"{ex['prompt']}\n→ {said}" if ex.get("prompt") else said
+        if ref:
+            text += "\n(" + textwrap.fill(str(ref), 30) + ")"
+        ax.set_title(text, fontsize=6.5, loc="left")
+    fig.suptitle(title, fontsize=10)
+    return to_png(fig)

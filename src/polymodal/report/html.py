@@ -112,6 +112,9 @@ class Report:
             self.add_frame_strips(details["clips"], f"Clips · {name}")
         if details.get("transcripts"):
             self.add_transcripts(details["transcripts"], details.get("paths") or {}, f"Transcripts · {name}")
+        if details.get("generated_examples"):  # captioning / generative VQA: images with what the model said
+            self.add_figure(f"Generated · {name}", figures.caption_grid(details["generated_examples"], name),
+                            "generated text; the reference in brackets")
         return self
 
     def add_frame_strips(self, clips: list[dict[str, Any]], title: str = "Clips") -> Report:

@@ -27,8 +27,9 @@ class Task:
     description: str
     metrics: tuple[str, ...]
     run: TaskRunner
-    # what the model must offer: "encode" (DualEncoder-like), "logits" (FusionModel-like) or
-    # "transcribe" (a CTC model or a speech recognition baseline)
+    # what the model must offer: "encode" (DualEncoder-like), "logits" (FusionModel-like),
+    # "transcribe" (a CTC model or a speech recognition baseline) or "generate" (a model with a
+    # text decoder: CaptioningModel)
     needs: str = "encode"
 
 
@@ -55,15 +56,17 @@ def _add_builtins() -> None:
         return
     _BUILTINS_ADDED = True
     from polymodal.tasks.asr import ASR_TASK
+    from polymodal.tasks.captioning import CAPTIONING_TASK
     from polymodal.tasks.classification import CLASSIFICATION_TASK
     from polymodal.tasks.few_shot import FEW_SHOT_TASK
+    from polymodal.tasks.generative_vqa import GENERATIVE_VQA_TASK
     from polymodal.tasks.linear_probe import LINEAR_PROBE_TASK
     from polymodal.tasks.motion import MOTION_TASK
     from polymodal.tasks.retrieval import RETRIEVAL_TASK
     from polymodal.tasks.zeroshot import ZEROSHOT_TASK
 
     for task in (ZEROSHOT_TASK, RETRIEVAL_TASK, LINEAR_PROBE_TASK, CLASSIFICATION_TASK, FEW_SHOT_TASK, ASR_TASK,
-                 MOTION_TASK):
+                 MOTION_TASK, CAPTIONING_TASK, GENERATIVE_VQA_TASK):
         if task.name not in _TASKS:
             register_task(task)
 
@@ -85,8 +88,8 @@ def _has_head(model: Any) -> bool:
     heads = getattr(model, "heads", None)
     if heads is not None:
         return len(heads) > 0
-    # duck-typed classifiers (forward -> logits, no ``heads``) are not embedding models
-    return not callable(getattr(model, "encode", None))
+    # duck-typed classifiers (forward -> logits, no ``heads``) are neither embedding models nor decoders
+    return not callable(getattr(model, "encode", None)) and not _generates(model)
 
 
 def _meets(task: Task, model: Any) -> bool:
@@ -96,7 +99,14 @@ def _meets(task: Task, model: Any) -> bool:
         return callable(getattr(model, "encode", None))
     if task.needs == "transcribe":
         return callable(getattr(model, "transcribe", None))
+    if task.needs == "generate":
+        return _generates(model)
     return True
+
+
+def _generates(model: Any) -> bool:
+    # a text decoder behind ``generate(images, prompts)``; torch modules have no ``generate`` of their own
+    return callable(getattr(model, "generate", None)) and "text" in (getattr(model, "towers", None) or {})
 
 
 def why_not(task: Task, model: Any) -> str | None:
@@ -109,6 +119,8 @@ def why_not(task: Task, model: Any) -> str | None:
         return f"has no {task.name} head"
     if task.needs == "transcribe" and not callable(getattr(model, "transcribe", None)):
         return "cannot transcribe speech (no CTC head: train one with model.kind: ctc)"
+    if task.needs == "generate" and not _generates(model):
+        return "has no text decoder"
     return None
 
 
@@ -125,7 +137,8 @@ def check_fits(task: Task, model: Any, name: str | None = None) -> None:
     label = f"{name} ({type(model).__name__})" if name else f"this model ({type(model).__name__})"
     fits = tasks_for(model)
     hint = f"; tasks that fit: {', '.join(fits)}" if fits else ""
-    extra = " (fine-tune a classifier to get one: `model.kind: classifier`, see examples/)" if task.needs == "logits" else ""
+    extra = {"logits": " (fine-tune a classifier to get one: `model.kind: classifier`, see examples/)",
+             "generate": " (train one: `model.kind: captioner`, see examples/captioning.yaml)"}.get(task.needs, "")
     raise TaskModelError(f"{label} {reason}, so the {task.name!r} task cannot run on it{hint}{extra}")
 
 

@@ -6,8 +6,11 @@ before the first step. The datasets then hand out the stored features instead of
 file, so later epochs neither decode nor resize images: on CPU that decoding was what an
 epoch of a linear probe on a 224 px tower cost, not the head.
 
+A model that reads a tower's token sequence and says so (``needs_tokens``, a captioner) gets
+the frozen tower's tokens cached instead (``tokens=True``; ``TokenFeatures``).
+
 Not cached: towers that train (even through LoRA), augmented images, and towers whose token
-sequence feeds the model (early / cross-attention fusion).
+sequence feeds a fusion (early / cross-attention fusion).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from torch import nn
 from polymodal.config import DataConfig
 from polymodal.data.builtin._common import progress as progress_bar
 from polymodal.data.loader import MultimodalDataset, make_collate
-from polymodal.models.towers import PooledFeatures, move
+from polymodal.models.towers import PooledFeatures, TokenFeatures, move
 
 # features are kept in memory; past this many bytes per modality the run falls back to
 # encoding every batch (the message says so)
@@ -59,8 +62,10 @@ def precompute_features(
     batch_size: int,
     bf16: bool,
     progress: bool = False,
-) -> dict[str, torch.Tensor] | None:
-    """``{row id: float32 pooled features}`` for ``rows``, or None when they would not fit in memory."""
+    tokens: bool = False,
+) -> dict[str, Any] | None:
+    """``{row id: float32 pooled features}`` (``tokens``: ``(tokens, mask)``) for ``rows``, or None when
+    they would not fit in memory."""
     need = len(rows) * int(getattr(tower.encoder, "pooled_dim", 0) or 0) * 4
     if need > MAX_CACHE_BYTES:
         warnings.warn(f"train.cache_frozen_features: {modality} features of {len(rows)} rows need "
@@ -70,7 +75,7 @@ def precompute_features(
     collate = make_collate({modality: tower.preprocess}, {})
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate,
                                          num_workers=data_cfg.num_workers)
-    store: dict[str, torch.Tensor] = {}
+    store: dict[str, Any] = {}
     was_training = tower.encoder.training
     tower.encoder.eval()
     device = next(tower.parameters()).device
@@ -78,6 +83,17 @@ def precompute_features(
         with progress_bar(len(rows) if progress else 0, f"caching {modality} features") as advance, \
                 torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             for batch in loader:
+                if tokens:
+                    values, mask = tower.encoder.forward_tokens(move(batch[modality], device))
+                    if values[0].numel() * 4 * len(rows) > MAX_CACHE_BYTES:
+                        warnings.warn(f"train.cache_frozen_features: {modality} token features of {len(rows)} rows "
+                                      f"exceed {MAX_CACHE_BYTES / 1024**3:.0f} GiB; encoding every batch instead",
+                                      stacklevel=2)
+                        return None
+                    store.update((rid, (v.float().cpu().clone(), m.cpu().clone()))
+                                 for rid, v, m in zip(batch["id"], values, mask, strict=True))
+                    advance(len(batch["id"]))
+                    continue
                 feats = tower.encoder(move(batch[modality], device)).float().cpu()
                 # clones, not views: a view would keep (and pickle) its whole batch
                 store.update((rid, row.clone()) for rid, row in zip(batch["id"], feats, strict=True))
@@ -90,3 +106,8 @@ def precompute_features(
 def stack_features(raw: list[torch.Tensor]) -> PooledFeatures:
     """The collate step for a cached modality: the samples' stored features as one batch."""
     return PooledFeatures(torch.stack(raw))
+
+
+def stack_tokens(raw: list[tuple[torch.Tensor, torch.Tensor]]) -> TokenFeatures:
+    """The collate step for a modality whose token sequences are cached (one length per tower)."""
+    return TokenFeatures(torch.stack([v for v, _ in raw]), torch.stack([m for _, m in raw]))

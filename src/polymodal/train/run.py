@@ -38,7 +38,8 @@ def fp32_reason(model: torch.nn.Module) -> str | None:
         encoder = getattr(tower, "encoder", None)
         if encoder is None or not any(p.requires_grad for p in encoder.parameters()):
             continue
-        if not getattr(encoder, "bf16_safe", False):
+        # a tower may vouch for an encoder it wraps (the text decoder for its BertLMHeadModel)
+        if not getattr(encoder, "bf16_safe", getattr(tower, "bf16_safe", False)):
             return f"the {modality} tower trains and is not bf16-safe (convolutional: slower under bf16 autocast)"
     return None
 
@@ -115,7 +116,12 @@ def build_parts(cfg: RunConfig, run_dir: Path) -> RunParts:
     label_columns = _label_columns(cfg, manifest.label_columns)
     label_spaces = label_spaces_for(manifest, label_columns, dc)  # labels.json decides, when there is one
     seed_everything(cfg.train.seed)  # model init is part of the run's determinism
-    model = build_model(cfg.model, label_spaces)
+    texts = None
+    if cfg.model.kind == "captioner" and cfg.model.decoder.vocab == "data":
+        # the decoder's vocabulary comes from the training texts (the column that feeds it)
+        column = dc.columns.get("text", "text")
+        texts = [str(r[column]) for r in manifest.rows if r.get("split") == dc.train_split and r.get(column)]
+    model = build_model(cfg.model, label_spaces, texts=texts)
     towers = find_towers(model)
     modalities = [m for m in towers if dc.modalities is None or m in dc.modalities]
     # columns a model reads besides its towers' inputs (a CTC model's transcripts) and its own row check
@@ -153,6 +159,7 @@ def build_parts(cfg: RunConfig, run_dir: Path) -> RunParts:
     strategy = apply_strategy(model, cfg.train)
     precision = choose_precision(cfg, model)
     features: dict[str, dict[str, Any]] = {}
+    reads_tokens = bool(getattr(model, "needs_tokens", False))  # a captioner attends to the image grid
     if cfg.train.cache_frozen_features:
         from polymodal.train.feature_cache import cacheable_modalities, precompute_features
 
@@ -164,7 +171,7 @@ def build_parts(cfg: RunConfig, run_dir: Path) -> RunParts:
             bf16 = precision.bf16 and bool(getattr(towers[modality].encoder, "bf16_safe", False))
             store = precompute_features(towers[modality], modality, train_rows + val_rows, manifest.root, dc,
                                         batch_size=dc.eval_batch_size or dc.batch_size,
-                                        bf16=bf16, progress=cfg.train.progress)
+                                        bf16=bf16, progress=cfg.train.progress, tokens=reads_tokens)
             if store is not None:
                 features[modality] = store
     # a model remembers which manifest columns fed its towers, so evaluation reads the same ones
@@ -173,9 +180,9 @@ def build_parts(cfg: RunConfig, run_dir: Path) -> RunParts:
     processors: dict[str, Any] = {m: t.preprocess for m, t in towers.items() if m in modalities}
     processors.update(targets)
     if features:
-        from polymodal.train.feature_cache import stack_features
+        from polymodal.train.feature_cache import stack_features, stack_tokens
 
-        processors.update({m: stack_features for m in features})
+        processors.update({m: stack_tokens if reads_tokens else stack_features for m in features})
     collate = make_collate(processors, label_spaces)
     train_ds = MultimodalDataset(train_rows, manifest.root, modalities, label_spaces, dc, seed=cfg.train.seed,
                                  features=features, quarantine=quarantine)
