@@ -55,3 +55,41 @@ def shapes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from polymodal.data.builtin import make_dataset
 
     return make_dataset("shapes", tmp_path_factory.mktemp("shapes") / "data", n=24).parent  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def polymodal_cli():  # type: ignore[no-untyped-def]
+    """``polymodal_cli(*args) -> click Result``: the real ``polymodal`` command run in this process
+    (a subprocess pays several seconds of imports per call); ``.exit_code``, ``.stdout``, ``.stderr``."""
+    from typer.testing import CliRunner
+
+    from polymodal.cli.main import app
+
+    def run(*args: str):  # type: ignore[no-untyped-def]
+        return CliRunner().invoke(app, [str(a) for a in args], prog_name="polymodal")
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def phrases_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 10-row spoken-phrases set (espeak-ng clips; 7 train, 1 val, 2 test on held-out voices)."""
+    from polymodal.data.builtin import make_dataset
+
+    return make_dataset("spoken-phrases", tmp_path_factory.mktemp("phrases") / "data", n=10).parent  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def tiny_ctc():  # type: ignore[no-untyped-def]
+    """A random-init CTC model: a small builtin-audio tower + a 32-wide CTC head."""
+    import torch
+
+    from polymodal.config import ModelConfig
+    from polymodal.models import build_model
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(preset=None, kind="ctc", towers=[{
+        "modality": "audio", "source": "builtin-audio",
+        "options": {"n_mels": 16, "depth": 2, "width": 4, "freq_pool": "flatten"}}],
+        heads={"text": {"kind": "ctc", "hidden_dim": 32}})
+    return build_model(cfg).eval()

@@ -146,3 +146,23 @@ def test_image_example_gives_a_small_dataset_enough_steps_and_fashion_mnist_the_
 
     assert steps(1438) >= 110
     assert steps(55000) == 1718
+
+
+# the hear-and-watch examples (issue #15): model kind, objective, and a measured result in the header
+HEAR_WATCH = {
+    "speech_recognition": ("ctc", "ctc", r"WER \d\.\d+ \["),
+    "text_audio_alignment": ("dual", "contrastive", r"R@1 0\.000 \[0\.000, 0\.000\] before -> 0\.\d+ \["),
+    "text_video_alignment": ("dual", "contrastive", r"0\.\d+ \[0\.\d+, 0\.\d+\]"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HEAR_WATCH))
+def test_hear_watch_example_loads_and_records_its_result(name: str, tmp_path: Path) -> None:
+    kind, objective, result = HEAR_WATCH[name]
+    cfg = load_config(_path(name), [f"data.manifest={tmp_path / 'm.jsonl'}"])
+    assert (cfg.model.kind, cfg.objective.kind) == (kind, objective)
+    header = "".join(line for line in _path(name).read_text(encoding="utf-8").splitlines(keepends=True)
+                     if line.startswith("#"))
+    assert f"polymodal train examples/{name}.yaml" in header and "Result here" in header
+    assert re.search(result, header), header
+    assert re.search(r"\d+ min", header), header

@@ -5,11 +5,10 @@ names, image-caption pairs), with only a step cap and small evaluation batches a
 from __future__ import annotations
 
 import csv
-import os
 import re
 import shlex
-import subprocess
-import sys
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -87,8 +86,22 @@ def make_pairs(where: Path) -> None:
 MAKERS = {"images": make_images, "text": make_text, "pairs": make_pairs}
 
 
-def run_block(name: str, where: Path) -> list[subprocess.CompletedProcess[str]]:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", POLYMODAL_CACHE=str(where / ".cache"))
+@dataclass
+class Ran:
+    line: str
+    stdout: str
+
+
+def run_block(name: str, where: Path, monkeypatch: pytest.MonkeyPatch) -> list[Ran]:
+    """Each line through the real ``polymodal`` command (click's runner, in this process: a
+    subprocess per line paid ~5 s of imports fourteen times), from ``where`` as the user's cwd."""
+    from typer.testing import CliRunner
+
+    from polymodal.cli.main import app
+
+    monkeypatch.chdir(where)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("POLYMODAL_CACHE", str(where / ".cache"))
     done = []
     for line in guide_blocks()[name]:
         args = shlex.split(line)
@@ -96,11 +109,11 @@ def run_block(name: str, where: Path) -> list[subprocess.CompletedProcess[str]]:
         args = [str(ROOT / a) if a.startswith("examples/") else a for a in args[1:]]
         if args[0] == "train":
             args += TRAIN_EXTRA
-        proc = subprocess.run([sys.executable, "-m", "polymodal.cli.main", *args], cwd=where, env=env,
-                              capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, f"{line}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
-        assert "Traceback" not in proc.stderr, line
-        done.append(proc)
+        result = CliRunner().invoke(app, args, prog_name="polymodal")
+        detail = "".join(traceback.format_exception(*result.exc_info)) if result.exc_info else ""
+        assert result.exit_code == 0, f"{line}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}\n{detail[-3000:]}"
+        assert "Traceback" not in result.stderr, line
+        done.append(Ran(line, result.stdout))
     return done
 
 
@@ -113,9 +126,9 @@ def test_the_guide_has_its_three_paths_and_names_this_test() -> None:
 
 
 @pytest.mark.slow
-def test_guide_class_folder_images(tmp_path: Path) -> None:
+def test_guide_class_folder_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_images(tmp_path)
-    run_block("images", tmp_path)
+    run_block("images", tmp_path, monkeypatch)
     with (tmp_path / "photo_preds.csv").open(encoding="utf-8") as f:
         preds = list(csv.DictReader(f))
     assert len(preds) == 3
@@ -125,9 +138,9 @@ def test_guide_class_folder_images(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_guide_text_csv_with_its_own_column_names(tmp_path: Path) -> None:
+def test_guide_text_csv_with_its_own_column_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_text(tmp_path)
-    procs = run_block("text", tmp_path)
+    procs = run_block("text", tmp_path, monkeypatch)
     assert "accuracy" in procs[2].stdout  # eval read body/topic from the run's own mapping
     with (tmp_path / "topic_preds.csv").open(encoding="utf-8") as f:
         preds = list(csv.DictReader(f))
@@ -136,9 +149,9 @@ def test_guide_text_csv_with_its_own_column_names(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_guide_image_caption_pairs(tmp_path: Path) -> None:
+def test_guide_image_caption_pairs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_pairs(tmp_path)
-    procs = run_block("pairs", tmp_path)
+    procs = run_block("pairs", tmp_path, monkeypatch)
     assert "image_to_text/R@1" in procs[1].stdout and "image_to_text/R@1" in procs[3].stdout
     vectors = np.load(tmp_path / "pics.npy")
     assert vectors.shape[0] == 36

@@ -90,37 +90,98 @@ async def closed_loop(url: str, path: str, concurrency: int, seconds: float, war
     return summary(lat, codes, seconds)
 
 
-async def open_loop(url: str, path: str, rate: float, seconds: float) -> dict[str, Any]:
+def raw_request(path: str, payload: dict[str, Any]) -> bytes:
+    data = json.dumps(payload).encode()
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n")
+    return head.encode() + data
+
+
+async def send_raw(port: int, request: bytes, timeout: float) -> int:
+    """One request on its own connection; the status code (-1: refused, reset or timed out)."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
+    except (OSError, asyncio.TimeoutError):
+        return -1
+    try:
+        writer.write(request)
+        status = await asyncio.wait_for(reader.readline(), timeout)
+        await asyncio.wait_for(reader.read(), timeout)  # the server closes after the body
+        return int(status.split()[1]) if status.startswith(b"HTTP/") else -1
+    except (OSError, asyncio.TimeoutError, ValueError, IndexError):
+        return -1
+    finally:
+        writer.close()
+
+
+def fast_loop() -> Any:
+    """uvloop's event loop when installed (the server uses it too), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def open_loop(url: str, path: str, rate: float, seconds: float, pid: int | None = None,
+                    timeout: float = 60.0) -> dict[str, Any]:
+    """Requests sent at a fixed rate whatever the server does (an open loop), each on its own connection.
+
+    The generator writes raw HTTP/1.1 on asyncio sockets (tens of microseconds per request): an
+    HTTP client library at hundreds of requests a second spent a core of its own and queued
+    requests client-side, so its latencies measured the generator, not the server.
+    """
+    port = int(url.rsplit(":", 1)[1])
     lat: list[float] = []
     all_lat: list[float] = []
     codes: dict[int, int] = {}
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=httpx.Limits(max_connections=2000)) as client:
-        async def one(i: int) -> None:
-            t0 = time.perf_counter()
-            try:
-                r = await client.post(path, json=body(path, i))
-                code = r.status_code
-            except httpx.HTTPError:
-                code = -1
-            dt = time.perf_counter() - t0
-            codes[code] = codes.get(code, 0) + 1
-            all_lat.append(dt)
-            if code == 200:
-                lat.append(dt)
+    lag: list[float] = []
+    memory: list[float] = [rss_mb(pid)] if pid else []
 
-        tasks = []
-        t_start = time.perf_counter()
-        n = int(rate * seconds)
-        for i in range(n):
-            delay = t_start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*tasks)
-        wall = time.perf_counter() - t_start
+    async def one(i: int) -> None:
+        t0 = time.perf_counter()
+        code = await send_raw(port, raw_request(path, body(path, i)), timeout)
+        dt = time.perf_counter() - t0
+        codes[code] = codes.get(code, 0) + 1
+        all_lat.append(dt)
+        if code == 200:
+            lat.append(dt)
+
+    async def sample_memory(stop: asyncio.Event) -> None:
+        while not stop.is_set() and pid:
+            memory.append(rss_mb(pid))
+            await asyncio.sleep(0.5)
+
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(sample_memory(stop))
+    tasks = []
+    t_start = time.perf_counter()
+    n = int(rate * seconds)
+    for i in range(n):
+        due = t_start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        lag.append(max(0.0, time.perf_counter() - due))
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    wall = time.perf_counter() - t_start
+    stop.set()
+    await sampler
     out = summary(lat, codes, wall)
     out.update(offered_rps=round(rate, 1), sent=n, wall_s=round(wall, 1),
-               p99_all_ms=round(float(np.percentile(np.array(all_lat) * 1000, 99)), 1))
+               p99_all_ms=round(float(np.percentile(np.array(all_lat) * 1000, 99)), 1),
+               # how late the generator itself sent (a late generator under-offers the load)
+               send_lag_p99_ms=round(float(np.percentile(np.array(lag) * 1000, 99)), 1))
+    if memory:
+        out.update(rss_mb_start=round(memory[0]), rss_mb_peak=round(max(memory)), rss_mb_end=round(memory[-1]))
     return out
 
 
@@ -151,6 +212,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--items", type=int, default=200, help="images in the searched index")
     ap.add_argument("--concurrency", default="1,8,32")
+    ap.add_argument("--overload-rps", type=float, default=None,
+                    help="skip the closed loops and offer this rate in the overload run (default: 2x the measured peak)")
     ap.add_argument("--out", type=Path, default=HERE / "results.json")
     args = ap.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
@@ -164,6 +227,9 @@ def main() -> None:
                                    "--port", str(port)],
         }
         for name, cmd in servers.items():  # one server at a time: they never share the cores
+            results["runs"][name] = {}
+            if args.overload_rps:
+                continue
             port = free_port()
             proc = start(cmd(port), port)
             url = f"http://127.0.0.1:{port}"
@@ -177,13 +243,15 @@ def main() -> None:
             finally:
                 proc.terminate()
                 proc.wait(60)
-        peak = max(v["throughput_rps"] for k, v in results["runs"]["batched"].items() if k.startswith("/embed"))
-        results["overload_rps"] = rate = 2 * peak
+        rate = args.overload_rps or 2 * max(
+            v["throughput_rps"] for k, v in results["runs"]["batched"].items() if k.startswith("/embed"))
+        results["overload_rps"] = rate
         for name, cmd in servers.items():
             port = free_port()
             proc = start(cmd(port), port)
             try:
-                r = asyncio.run(open_loop(f"http://127.0.0.1:{port}", "/embed", rate, args.seconds))
+                with asyncio.Runner(loop_factory=fast_loop()) as runner:
+                    r = runner.run(open_loop(f"http://127.0.0.1:{port}", "/embed", rate, args.seconds, proc.pid))
                 results["runs"][name]["/embed overload 2x"] = r
                 print(name, "overload", r, flush=True)
             finally:

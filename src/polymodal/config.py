@@ -88,7 +88,8 @@ class ModelConfig(_Strict):
     # at a smaller image size), so one config serves the Hub model and its stand-in
     fallback_towers: list[TowerSpec] | None = None
     # embedding: the towers as they are, one or more (self-supervised training of one tower)
-    kind: Literal["dual", "fusion", "classifier", "embedding"] = "dual"
+    # ctc: speech recognition (the audio tower's frames -> a CTC head over characters)
+    kind: Literal["dual", "fusion", "classifier", "embedding", "ctc"] = "dual"
     towers: list[TowerSpec] | None = None
     embed_dim: int | None = None
     init_temperature: float = Field(0.07, gt=0.0)
@@ -293,6 +294,17 @@ class MaskedLMConfig(ObjectiveConfig):
 
     kind: Literal["mlm"] = "mlm"
     mlm_probability: float = Field(0.15, gt=0.0, lt=1.0)
+
+
+@register_objective_config
+class CTCConfig(ObjectiveConfig):
+    """Connectionist temporal classification of a CTC model's frames against the transcript
+    (``torch.nn.functional.ctc_loss``). A clip with fewer frames than its transcript needs, or a
+    loss that is not finite, is left out of the batch's mean and counted (``ctc_dropped``)."""
+
+    kind: Literal["ctc"] = "ctc"
+    # 0 for what cannot be aligned, so nothing infinite reaches the gradient
+    zero_infinity: bool = True
 
 
 # --------------------------------------------------------------------------- train

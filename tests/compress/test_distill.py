@@ -72,12 +72,42 @@ def test_output_evaluates_and_cli(distilled: Path, shapes: Path, teacher: Path, 
     runner = CliRunner()
     res = runner.invoke(app, ["eval", str(distilled), "--task", "retrieval", "--data", str(shapes)])
     assert res.exit_code == 0, res.output
-    out = tmp_path / "cli"
+    out = tmp_path / "cli"  # the CLI run takes a student cut from the teacher (the default student: `distilled`)
     res = runner.invoke(app, ["compress", str(teacher), "--method", "distill", "--data", str(shapes),
-                              "--steps", "2", "--out", str(out)])
+                              "--steps", "2", "--student-layers", "text=0,2", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "mean cosine to the teacher" in res.output
-    assert polymodal.load(out).transforms[-1]["kind"] == "distilled"
+    student = polymodal.load(out)
+    entry = student.transforms[-1]
+    assert entry["kind"] == "distilled" and entry["student_layers"] == {"text": [0, 2]}
+    assert len(student.tower("text").blocks()) == 2 and len(student.tower("image").blocks()) == 3
+    # it starts as the teacher minus one text layer, far closer than a random-init student
+    assert entry["cosine_before"]["image"] > 0.999 and entry["cosine_before"]["text"] > 0.5
+    assert entry["cosine_after"]["image"] > 0.999  # the tower the cut left whole stayed locked
+
+
+def test_student_cut_from_the_teachers_layers_holds_those_layers(teacher: Path, tmp_path: Path) -> None:
+    from polymodal.compress.student import cut_student, parse_layers
+
+    t = polymodal.load(teacher)
+    student = cut_student(t, parse_layers("text=0,2;image=1"))
+    loaded = polymodal.load(student.save_pretrained(tmp_path / "cut"))
+    assert loaded.tower("text").encoder.model.config.num_hidden_layers == 2
+    pairs = [("text", 0, 0), ("text", 1, 2), ("image", 0, 1)]  # (modality, student layer, teacher layer)
+    for modality, mine, theirs in pairs:
+        a = loaded.tower(modality).blocks()[mine].state_dict()
+        b = t.tower(modality).blocks()[theirs].state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), (modality, mine, theirs)
+    mine_all, theirs_all = loaded.tower("text").state_dict(), t.tower("text").state_dict()
+    rest = [k for k in mine_all if ".layer." not in k]  # embeddings, pooler, projection: the teacher's
+    assert rest and all(torch.equal(mine_all[k], theirs_all[k]) for k in rest)
+    assert len(t.tower("text").blocks()) == 3  # the teacher is left whole
+    with pytest.raises(ModelError, match=r"0\.\.2 \(the teacher's text tower has 3 layers\)"):
+        cut_student(t, {"text": [0, 3]})
+    with pytest.raises(ModelError, match="the teacher has image, text"):
+        cut_student(t, {"audio": [0]})
+    with pytest.raises(ModelError, match="MODALITY=I,J,K"):
+        parse_layers("text:0,2")
 
 
 def test_clear_errors(teacher: Path, shapes: Path, tmp_path: Path) -> None:
@@ -85,6 +115,9 @@ def test_clear_errors(teacher: Path, shapes: Path, tmp_path: Path) -> None:
         compress(str(teacher), "distill", tmp_path / "a", CompressOptions())
     with pytest.raises(ModelError, match="audio tower"):
         compress(str(teacher), "distill", tmp_path / "b", CompressOptions(data=shapes, student="tiny-audio-text"))
+    with pytest.raises(ModelError, match="not both"):
+        compress(str(teacher), "distill", tmp_path / "c",
+                 CompressOptions(data=shapes, student="tiny-dual", student_layers={"text": [0]}))
 
 
 def test_embed_distill_loss_is_zero_at_the_teacher_and_names_missing_rows(tmp_path: Path) -> None:

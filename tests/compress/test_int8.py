@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -62,12 +60,10 @@ def test_int8_eval_and_strict(tiny_folder: Path, tmp_path: Path, shapes: Path) -
         quantize_int8(polymodal.load(tiny_folder), ["audio"])
 
 
-def test_cli_compress_int8(tiny_folder: Path, tmp_path: Path) -> None:
+def test_cli_compress_int8(tiny_folder: Path, tmp_path: Path, polymodal_cli) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "cli"
-    proc = subprocess.run([sys.executable, "-m", "polymodal.cli.main", "compress", str(tiny_folder), "--method",
-                           "int8-dynamic", "--out", str(out)], capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert "kept in float32: 1 x Conv2d" in proc.stdout and (out / "model.safetensors").is_file()
-    bad = subprocess.run([sys.executable, "-m", "polymodal.cli.main", "compress", str(tiny_folder), "--method",
-                          "int4", "--out", str(tmp_path / "x")], capture_output=True, text=True, check=False)
-    assert bad.returncode == 2 and "unknown --method 'int4'" in bad.stderr and "Traceback" not in bad.stderr
+    ok = polymodal_cli("compress", tiny_folder, "--method", "int8-dynamic", "--out", out)
+    assert ok.exit_code == 0, ok.stderr
+    assert "kept in float32: 1 x Conv2d" in ok.stdout and (out / "model.safetensors").is_file()
+    bad = polymodal_cli("compress", tiny_folder, "--method", "int4", "--out", tmp_path / "x")
+    assert bad.exit_code == 2 and "unknown --method 'int4'" in bad.stderr and "Traceback" not in bad.stderr

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -71,11 +69,10 @@ def test_failed_parity_writes_nothing_and_says_by_how_much(tiny_folder: Path, tm
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cli_int8_export(tiny_folder: Path, tmp_path: Path, texts: list[str]) -> None:
+def test_cli_int8_export(tiny_folder: Path, tmp_path: Path, texts: list[str], polymodal_cli) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "int8"
-    proc = subprocess.run([sys.executable, "-m", "polymodal.cli.main", "export", "onnx", str(tiny_folder), "--out",
-                           str(out), "--int8"], capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stderr
+    proc = polymodal_cli("export", "onnx", tiny_folder, "--out", out, "--int8")
+    assert proc.exit_code == 0, proc.stderr
     assert "int8" in proc.stdout and json.loads((out / "config.json").read_text())["transforms"][0]["int8"] is True
     import onnx
 

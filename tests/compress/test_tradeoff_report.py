@@ -12,7 +12,7 @@ from polymodal.compress.report import tradeoff
 def test_tradeoff_table_and_plots(tiny_folder: Path, shapes: Path, tmp_path: Path) -> None:
     int8 = compress(str(tiny_folder), "int8-dynamic", tmp_path / "int8").folder
     table = tradeoff({"fp32": tiny_folder, "int8": int8}, tmp_path / "t", zeroshot=shapes, retrieval=shapes,
-                     repeats=2, bootstrap=20)
+                     repeats=2, bootstrap=20, warm=2)
     fp32, q = table["rows"]
     assert min(fp32["cosine_min"].values()) > 0.99999  # the original against itself
     assert 0.99 < q["cosine_min"]["text"] < 1.0 and q["size_mb"] < fp32["size_mb"] / 2

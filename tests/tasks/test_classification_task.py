@@ -110,7 +110,7 @@ def test_a_model_without_a_head_names_the_tasks_that_fit(tmp_path: Path) -> None
         evaluate(build_preset("tiny-dual"), "classification", data, bootstrap=0)
     msg = str(err.value)
     assert "(DualEncoder) has no classification head" in msg
-    assert "tasks that fit: few-shot, linear-probe, retrieval, zeroshot-classification" in msg
+    assert "tasks that fit: few-shot, linear-probe, motion, retrieval, zeroshot-classification" in msg
 
     r = CliRunner().invoke(app, ["eval", "tiny-dual", "--task", "classification", "--data", str(data)])
     assert r.exit_code == 2 and "Traceback" not in r.output and r.exception is not None

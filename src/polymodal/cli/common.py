@@ -76,9 +76,10 @@ def check_model_name(name: str) -> None:
     left to the loader, which says how to get them offline.
     """
     from polymodal.models.presets import is_preset, list_presets
+    from polymodal.tasks.asr_baselines import is_baseline
 
     path = Path(name).expanduser()
-    if path.exists() or is_preset(name) or not _looks_local(name):
+    if path.exists() or is_preset(name) or is_baseline(name) or not _looks_local(name):
         return
     presets = [p.name for p in list_presets()]
     parent = path.parent

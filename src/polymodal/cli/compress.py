@@ -39,6 +39,10 @@ def compress_command(
                               "training steps (0: the method's default, 200)."),
     student: str | None = typer.Option(None, "--student", help="distill: the student's preset or folder "
                                        "(default: tiny-dual; its projections are resized to the teacher's width)."),
+    student_layers: str | None = typer.Option(
+        None, "--student-layers", help="distill: cut the student from the teacher itself, keeping these transformer "
+                                       "layers of a tower with their weights, e.g. text=0,2,4 (several: "
+                                       "'text=0,2,4;image=0,6')."),
     int8_embeddings: bool = typer.Option(True, "--int8-embeddings/--fp32-embeddings",
                                          help="int8-dynamic: store embedding tables as int8 too."),
     report: bool = typer.Option(False, "--report", help="Also measure the original and the result (size, params, "
@@ -63,6 +67,11 @@ def compress_command(
         towers=[t.strip() for t in towers.split(",") if t.strip()] if towers else None, strict=strict,
         embeddings=int8_embeddings, sparsity=sparsity, structured=not unstructured, data=data, steps=steps,
         student=student, seed=seed)
+    if student_layers is not None:
+        from polymodal.compress.student import parse_layers
+
+        with user_errors():
+            opts.student_layers = parse_layers(student_layers)
     for flag, path in (("--eval-data", eval_data), ("--retrieval-data", retrieval_data), ("--data", data)):
         if path is not None and not path.exists():
             fail(f"{flag} {path}: no such file or folder")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -87,6 +88,21 @@ def _print_metrics(result: object) -> None:
     console.print(table)
 
 
+def decoder_option() -> Any:
+    return typer.Option("greedy", "--decoder", help="asr task: CTC decoding, greedy or beam.")
+
+
+def beam_option() -> Any:
+    return typer.Option(8, "--beam-width", min=1, help="asr task: beam width of --decoder beam.")
+
+
+def _asr_options(tasks: list[str], decoder: str, beam_width: int) -> dict[str, Any]:
+    """The asr task's decoding options, given only when every task is asr (the others take none)."""
+    if not tasks or any(t != "asr" for t in tasks):
+        return {}
+    return {"decoder": decoder, "beam_width": beam_width}
+
+
 def register(app: typer.Typer) -> None:
     @app.command("tasks")
     def tasks_cmd() -> None:
@@ -125,6 +141,8 @@ def register(app: typer.Typer) -> None:
         lang: str | None = typer.Option(None, "--lang", help=LANG_HELP),
         trust_remote_code: bool = trust_option(),
         revision: str | None = revision_option(),
+        decoder: str = decoder_option(),
+        beam_width: int = beam_option(),
     ) -> None:
         """Evaluate one model on one task; the result JSON is written beside the model."""
         from polymodal.tasks import get_task
@@ -137,6 +155,7 @@ def register(app: typer.Typer) -> None:
                 opts["templates"] = list(template)
             if task != "retrieval" and label_column is not None:
                 opts["label_column"] = label_column
+            opts.update(_asr_options([task], decoder, beam_width))
             get_task(task)
             with progress_updates("encoding") as progress:
                 result = evaluate(model, task, _with_root(data, root), split, cache=not no_cache, bootstrap=bootstrap,
@@ -165,6 +184,8 @@ def register(app: typer.Typer) -> None:
         lang: str | None = typer.Option(None, "--lang", help=LANG_HELP),
         trust_remote_code: bool = trust_option(),
         revision: str | None = revision_option(),
+        decoder: str = decoder_option(),
+        beam_width: int = beam_option(),
     ) -> None:
         """Every model on every task -> leaderboard.{md,csv,json,html} and report.html in --out."""
         from polymodal.tasks import compare
@@ -179,6 +200,7 @@ def register(app: typer.Typer) -> None:
             board = compare(
                 list(models), list(task), [_with_root(d, root) for d in data], out, split=split, bootstrap=bootstrap, cache=not no_cache,
                 columns=column_pairs(column), progress=progress, task_opts=per_task or None,
+                **_asr_options(task, decoder, beam_width),
             )
         typer.echo(board.to_markdown())  # plain text: rich would read "[...]" intervals as markup
         console.print(f"wrote {out}/leaderboard.md, leaderboard.csv, leaderboard.json, leaderboard.html, report.html")

@@ -27,6 +27,7 @@ class CompressOptions:
     data: str | Path | None = None  # prune (recovery) / distill: a manifest of unlabeled items
     steps: int = 0  # prune: recovery fine-tune steps; distill: training steps (0: the method's default)
     student: str | None = None  # distill: the student's preset or folder
+    student_layers: dict[str, list[int]] | None = None  # distill: cut the student from the teacher's layers
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -59,11 +60,12 @@ def _prune(model: Any, opts: CompressOptions) -> tuple[Any, str]:
     out, summary = prune(model, opts.sparsity, structured=opts.structured, towers=opts.towers, strict=opts.strict)
     if opts.data is None:
         return out, summary
+    from polymodal.compress.prune import pruned_towers
     from polymodal.compress.recovery import DEFAULT_STEPS, recover
     from polymodal.models.transforms import record_transform
 
     entry = next(t for t in out.transforms if t.get("kind") == "pruned")
-    pruned = sorted({name.split(".")[1] for name in entry.get("mlp_widths", {})})
+    pruned = pruned_towers([*entry.get("mlp_widths", {}), *entry.get("conv_shapes", {})])
     out, record = recover(out, opts.data, opts.steps or DEFAULT_STEPS, pruned, opts.seed)
     record_transform(out, "pruned_recovered", **record)
     shown = ", ".join(f"{k} {v}" for k, v in record.items() if k.startswith("val/"))

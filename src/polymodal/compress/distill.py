@@ -5,7 +5,10 @@
    row ids); the embeddings are stored per row id (``objectives.embed_distill``).
 2. The student (``--student``: a preset or a model folder; default ``tiny-dual``) gets
    projections as wide as the teacher's embeddings, so the two can be compared, and the
-   teacher's temperature; it is saved as the run's starting model.
+   teacher's temperature; it is saved as the run's starting model. Or the student is cut from
+   the teacher (``--student-layers text=0,2,4``: ``compress.student.cut_student``), keeping
+   some of its transformer layers with their weights; it then starts at a lower learning rate
+   and the encoders of the towers it left whole stay locked.
 3. The existing trainer trains it with the ``embed-distill`` objective (cosine per modality +
    KL between softened in-batch similarity matrices), the teacher's embeddings reaching each
    batch by row id. No labels are read: unlabeled items are enough.
@@ -31,6 +34,7 @@ DEFAULT_STUDENT = "tiny-dual"
 DEFAULT_STEPS = 200
 BATCH_SIZE = 32
 LR = 1e-3
+LR_CUT = 1e-4  # a student cut from the teacher starts trained: a random-init student's rate would undo that
 
 
 def embed_rows(model: Any, rows: Sequence[dict[str, Any]], root: str | Path, data_cfg: Any, modality: str,
@@ -95,8 +99,18 @@ def distill(teacher: Any, opts: Any) -> tuple[Any, str]:
     _embedding_model(teacher, "teacher")
     teacher_name = str(opts.extra.get("source") or getattr(teacher, "card_info", {}).get("name")
                        or type(teacher).__name__)
-    student_name = opts.student or DEFAULT_STUDENT
-    student = load_model(student_name)
+    layers = opts.student_layers
+    if layers and opts.student:
+        raise ModelError("distill: pass either --student (a separate model) or --student-layers (a student cut "
+                         "from the teacher's own layers), not both")
+    if layers:
+        from polymodal.compress.student import cut_student
+
+        student = cut_student(teacher, layers)
+        student_name = "teacher layers " + "; ".join(f"{m}={','.join(map(str, k))}" for m, k in layers.items())
+    else:
+        student_name = opts.student or DEFAULT_STUDENT
+        student = load_model(student_name)
     _embedding_model(student, f"student ({student_name})")
     extra = [m for m in student.towers if m not in teacher.towers]
     if extra:
@@ -111,6 +125,9 @@ def distill(teacher: Any, opts: Any) -> tuple[Any, str]:
         with torch.no_grad():
             student.logit_scale.copy_(teacher.logit_scale.detach())
     modalities = list(student.towers)
+    # a tower the cut left whole already gives the teacher's embeddings: its encoder stays locked (its
+    # features are then computed once; its projection still trains), and the cut towers train
+    uncut = [m for m in modalities if m not in layers] if layers else []
     data_cfg = DataConfig(manifest=str(opts.data), batch_size=BATCH_SIZE)
     manifest = load_manifest(str(opts.data), data_cfg.root, split_ratio=data_cfg.split_ratio, seed=opts.seed)
     rows = [r for r in manifest.rows if r.get("split") != data_cfg.test_split]
@@ -126,8 +143,8 @@ def distill(teacher: Any, opts: Any) -> tuple[Any, str]:
         cfg = RunConfig(
             model=ModelConfig(preset=str(start)), data=data_cfg,
             objective=EmbedDistillConfig(targets=str(target_file)),
-            train=TrainConfig(lr=float(opts.extra.get("lr", LR)), epochs=steps, max_steps=steps, seed=opts.seed, warmup_ratio=0.05,
-                              eval_every=steps, checkpoint_every=steps, log_every=max(steps // 10, 1),
+            train=TrainConfig(lr=float(opts.extra.get("lr", LR_CUT if layers else LR)), locked_towers=uncut,
+                              epochs=steps, max_steps=steps, seed=opts.seed, warmup_ratio=0.05, eval_every=steps, checkpoint_every=steps, log_every=max(steps // 10, 1),
                               progress=False, keep_last=1),
         )
         train(cfg, Path(tmp) / "run")
@@ -135,6 +152,7 @@ def distill(teacher: Any, opts: Any) -> tuple[Any, str]:
         after = mean_cosine(out, targets, measure, manifest.root, data_cfg)
     out.transforms = [entry for entry in getattr(out, "transforms", []) if entry.get("kind") != KIND]
     record_transform(out, KIND, teacher=teacher_name, student=student_name, steps=steps, data=str(opts.data),
+                     **({"student_layers": layers} if layers else {}),
                      rows=len(rows), seed=opts.seed, objective="embed-distill",
                      similarity_temperature=cfg.objective.similarity_temperature,  # type: ignore[attr-defined]
                      cosine_before={m: round(v, 4) for m, v in before.items()},

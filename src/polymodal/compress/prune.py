@@ -1,12 +1,14 @@
-"""Pruning: structured (whole MLP channels removed from transformer blocks) or magnitude (unstructured).
+"""Pruning: structured (whole MLP / conv channels removed) or magnitude (unstructured).
 
 Structured: in every transformer block's MLP (``intermediate.dense`` -> ``output.dense`` in
 BERT / ViT, ``mlp.fc1`` -> ``mlp.fc2`` in CLIP-like towers) the ``sparsity`` fraction of hidden
 channels with the smallest importance (L2 norm of the channel's input row times that of its
 output column) is cut out: both linears really get narrower, so the model is smaller and
-faster. The kept widths are recorded (``register_transform("pruned", rebuild)``) so loading
-builds the narrow layers before the weights fill them. Towers without such blocks
-(EfficientNet's convolutions) are named and left whole, or refused with ``strict``.
+faster. A tower without such blocks but with convolutions (EfficientNet-Lite0, a CNN audio
+tower) loses the ``sparsity`` fraction of the channels of every coupled conv group through
+torch-pruning (``compress.prune_conv``). The kept widths and shapes are recorded
+(``register_transform("pruned", rebuild)``) so loading builds the narrow layers before the
+weights fill them. Towers with neither are named and left whole, or refused with ``strict``.
 
 Unstructured (``structured=False``): the smallest-magnitude ``sparsity`` fraction of each
 linear layer's weights is set to zero. The architecture is unchanged, so nothing is rebuilt;
@@ -21,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from polymodal.compress.prune_conv import has_convs, prune_conv_tower, reshape
 from polymodal.errors import ModelError
 from polymodal.models.transforms import record_transform, register_transform
 
@@ -94,11 +97,17 @@ def prune(model: Any, sparsity: float, *, structured: bool = True, towers: list[
         record_transform(out, KIND, structured=False, sparsity=sparsity, towers=chosen)
         return out, f"prune: {sparsity:.0%} of the weights zeroed by magnitude in {count} linear layers (dense; no speed-up)"
     widths: dict[str, int] = {}
-    skipped = []
+    shapes: dict[str, list[int]] = {}
+    skipped: dict[str, str] = {}  # tower -> why it was left whole
     for m in chosen:
         blocks = mlp_blocks(out, f"towers.{m}.")
+        if not blocks and has_convs(out.tower(m).encoder):
+            reason = _prune_convs(out, m, sparsity, shapes)
+            if reason:
+                skipped[m] = reason
+            continue
         if not blocks:
-            skipped.append(m)
+            skipped[m] = "no transformer MLP blocks or convolutions"
             continue
         for up_name, down_name in blocks:
             up, down = out.get_submodule(up_name), out.get_submodule(down_name)
@@ -110,13 +119,47 @@ def prune(model: Any, sparsity: float, *, structured: bool = True, towers: list[
             _set(out, down_name, new_down)
             widths[up_name] = n_keep
     if skipped and strict:
-        raise ModelError(f"structured pruning found no transformer MLP blocks in tower(s) {', '.join(skipped)}; "
-                         "drop --strict to leave them whole")
-    if not widths:
-        raise ModelError(f"no transformer MLP blocks to prune in tower(s) {', '.join(chosen)}")
-    record_transform(out, KIND, structured=True, sparsity=sparsity, towers=chosen, mlp_widths=widths)
-    note = f"; left whole (no transformer MLP blocks): {', '.join(skipped)}" if skipped else ""
-    return out, f"prune: {sparsity:.0%} of the MLP channels removed in {len(widths)} blocks{note}"
+        raise ModelError("structured pruning cannot prune " + "; ".join(f"the {m} tower ({why})" for m, why in skipped.items())
+                         + "; drop --strict to leave it whole")
+    if not widths and not shapes:
+        raise ModelError(f"no transformer MLP blocks or convolutions to prune in tower(s) {', '.join(chosen)}")
+    record_transform(out, KIND, structured=True, sparsity=sparsity, towers=chosen, mlp_widths=widths,
+                     **({"conv_shapes": shapes} if shapes else {}))
+    done = [f"{sparsity:.0%} of the MLP channels removed in {len(widths)} blocks"] if widths else []
+    if shapes:
+        convs = sum(1 for shape in shapes.values() if len(shape) == 3)  # [out, in, groups]
+        done.append(f"{sparsity:.0%} of the conv channels removed ({convs} convolutions narrowed) in "
+                     f"{', '.join(pruned_towers(shapes))}")
+    note = "".join(f"; left whole: {m} ({why})" for m, why in skipped.items())
+    return out, f"prune: {'; '.join(done)}{note}"
+
+
+def _prune_convs(model: Any, modality: str, sparsity: float, shapes: dict[str, list[int]]) -> str | None:
+    """Prune the conv channels of one tower in place, adding its new layer shapes to ``shapes``;
+    why it was left whole when torch-pruning could not handle it (the tower is then put back)."""
+    tower = model.tower(modality)
+    backup = copy.deepcopy(tower)
+    try:
+        changed = prune_conv_tower(tower, tower.preprocess(example_items(tower)), sparsity)
+    except ModelError:
+        raise
+    except Exception as exc:  # a layer torch-pruning cannot trace or cut: a partly cut tower must not stay
+        model.towers[modality] = backup
+        return f"torch-pruning failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}"
+    shapes.update({f"towers.{modality}.{name}": shape for name, shape in changed.items()})
+    return None
+
+
+def pruned_towers(names: Any) -> list[str]:
+    """The towers a ``pruned`` entry's layer names (``towers.<m>....``) belong to."""
+    return sorted({str(name).split(".")[1] for name in names})
+
+
+def example_items(tower: Any) -> list[Any]:
+    """Two raw items of the tower's modality for torch-pruning's trace."""
+    from polymodal.export.onnx import _samples
+
+    return _samples(tower, 2, 7)
 
 
 def _rebuild(model: nn.Module, entry: dict[str, Any]) -> nn.Module:
@@ -131,7 +174,8 @@ def _rebuild(model: nn.Module, entry: dict[str, Any]) -> nn.Module:
         new_up, new_down = _narrow(up, down, torch.arange(int(width)))
         _set(model, up_name, new_up)
         _set(model, pairs[up_name], new_down)
+    reshape(model, entry.get("conv_shapes", {}))
     return model
 
 
-register_transform(KIND, _rebuild)
+register_transform(KIND, _rebuild, meta_safe=True)  # it only slices and replaces layers

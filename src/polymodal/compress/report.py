@@ -5,8 +5,9 @@ measures every variant in the same process, one after another, on the same items
 
 - size on disk (every file of the folder) and parameters (tensor elements; an ONNX graph's
   initializers);
-- latency per item at batch 1 (median of ``repeats`` single-item calls) and throughput at
-  batch 64 (items/s, best of ``repeats`` passes over 64 items), per tower;
+- latency per item at batch 1 and throughput at batch 64 (items/s), per tower: every variant is
+  loaded and warmed (``warm_up``, at most ``warm`` passes), then all are timed in turns over
+  ``max(3, repeats)`` rounds (the order rotated each round), each figure the median over rounds;
 - min / mean cosine of each variant's embeddings to the first variant's (the original);
 - zero-shot acc@1 and retrieval R@1 with bootstrap 95% intervals when data is given.
 
@@ -92,20 +93,55 @@ def _items(model: Any, modality: str, n: int) -> list[Any]:
     return _samples(model.tower(modality), n, 7)
 
 
-def _speed(model: Any, modality: str, items: list[Any], repeats: int, bf16: bool) -> tuple[float, float]:
-    model.encode(modality, items, batch_size=THROUGHPUT_BATCH, bf16=bf16)  # warm-up (worker pools, packing, sessions)
-    model.encode(modality, items[:1], bf16=bf16)
-    single = []
-    for i in range(repeats):
-        t0 = time.perf_counter()
-        model.encode(modality, [items[i % len(items)]], bf16=bf16)
-        single.append(time.perf_counter() - t0)
-    best = float("inf")
-    for _ in range(max(1, repeats // 4)):
+WARM_PASSES = 6  # at most this many batch-64 warm-up passes per tower
+SETTLED = 0.05  # warm once a pass is no more than 5% faster than the one before
+
+
+def warm_up(model: Any, modality: str, items: list[Any], bf16: bool, max_passes: int = WARM_PASSES) -> int:
+    """Run ``modality``'s tower until its batch-64 time stops falling; the passes it took.
+
+    The first passes of a process or of a new set of layer shapes pay for kernel selection
+    (oneDNN primitives for each conv shape), thread pools, packing and onnxruntime's sessions;
+    one pass was not enough: the first variant of a table measured slower than the same tower
+    later (1.4x on EfficientNet-Lite0)."""
+    last, passes = float("inf"), 0
+    while passes < max_passes:
         t0 = time.perf_counter()
         model.encode(modality, items, batch_size=THROUGHPUT_BATCH, bf16=bf16)
-        best = min(best, time.perf_counter() - t0)
-    return 1000 * statistics.median(single), len(items) / best
+        took, passes = time.perf_counter() - t0, passes + 1
+        if took >= last * (1 - SETTLED):
+            break
+        last = took
+    for item in items[:3]:
+        model.encode(modality, [item], bf16=bf16)
+    return passes
+
+
+def _interleaved_speed(models: dict[str, Any], modality: str, items: list[Any], repeats: int, bf16: bool,
+                       warm: int) -> dict[str, tuple[float, float]]:
+    """(latency ms at batch 1, items/s at batch 64) of ``modality``'s tower in every model, timed in turns.
+
+    Each round times one batch-64 pass and a few single items of every model, the order rotated
+    from round to round; each figure is the median over rounds. Timing one variant after another
+    let the machine's drift land on whichever ran at a bad moment: two identical towers in one
+    table measured 37.7 vs 98.0 items/s on a shared machine."""
+    for model in models.values():
+        warm_up(model, modality, items, bf16, warm)
+    names = list(models)
+    rounds = max(3, repeats)
+    single: dict[str, list[float]] = {n: [] for n in names}
+    batch: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            model = models[name]
+            for i in range(2):
+                t0 = time.perf_counter()
+                model.encode(modality, [items[(2 * r + i) % len(items)]], bf16=bf16)
+                single[name].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            model.encode(modality, items, batch_size=THROUGHPUT_BATCH, bf16=bf16)
+            batch[name].append(time.perf_counter() - t0)
+    return {n: (1000 * statistics.median(single[n]), len(items) / statistics.median(batch[n])) for n in names}
 
 
 def cpu_name() -> str:
@@ -126,7 +162,7 @@ def cpu_name() -> str:
 
 def tradeoff(variants: dict[str, str | Path], out_dir: str | Path, *, zeroshot: str | Path | None = None,
              retrieval: str | Path | None = None, repeats: int = 8, bootstrap: int = 200, bf16: bool = False,
-             split: str = "test", peak: bool = True) -> dict[str, Any]:
+             split: str = "test", peak: bool = True, warm: int = WARM_PASSES) -> dict[str, Any]:
     """Measure each variant (the first is the original) and write the table + plots; see the module docstring."""
     from polymodal.models.loading import load_model
     from polymodal.tasks import evaluate
@@ -138,19 +174,18 @@ def tradeoff(variants: dict[str, str | Path], out_dir: str | Path, *, zeroshot: 
     rows: list[VariantRow] = []
     reference: dict[str, torch.Tensor] = {}
     items: dict[str, list[Any]] = {}
+    models: dict[str, Any] = {}
     for name, path in variants.items():
         folder = Path(path)
         if not folder.is_dir():
             raise ModelError(f"{folder}: the trade-off table measures saved folders (save a preset first)")
-        model = load_model(folder)
+        model = models[name] = load_model(folder)
         row = VariantRow(name, str(folder), folder_size(folder) / 1e6, count_params(model, folder))
         if peak:
             row.peak_mb = peak_memory_mb(folder)
         for modality in model.modalities:
             if modality not in items:
                 items[modality] = _items(model, modality, THROUGHPUT_BATCH)
-            latency, rate = _speed(model, modality, items[modality], repeats, bf16)
-            row.latency_ms[modality], row.throughput[modality] = round(latency, 3), round(rate, 1)
             z = model.encode(modality, items[modality], bf16=bf16)
             reference.setdefault(modality, z)
             cos = F.cosine_similarity(z, reference[modality], dim=-1)
@@ -162,7 +197,15 @@ def tradeoff(variants: dict[str, str | Path], out_dir: str | Path, *, zeroshot: 
                 m = result.metrics[metric]
                 row.metrics[f"{task}:{metric}"] = [m.value, m.low, m.high]
         rows.append(row)
-        del model
+    # speed last, all variants held at once and timed in turns (see _interleaved_speed)
+    for modality, modality_items in items.items():
+        having = {n: m for n, m in models.items() if modality in m.modalities}
+        speeds = _interleaved_speed(having, modality, modality_items, repeats, bf16, warm)
+        for row in rows:
+            if row.name in speeds:
+                latency, rate = speeds[row.name]
+                row.latency_ms[modality], row.throughput[modality] = round(latency, 3), round(rate, 1)
+    models.clear()
     meta = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
             "pytorch_precision": "bf16" if bf16 else "float32", "repeats": repeats, "bootstrap": bootstrap,
             "zeroshot": str(zeroshot) if zeroshot else None, "retrieval": str(retrieval) if retrieval else None}

@@ -37,6 +37,8 @@ from polymodal.errors import DataError
 FILE_MODALITIES = ("image", "audio", "video")
 POOL_THRESHOLD = 256  # below this many files a process pool costs more than it saves
 LABELS_FILE = "labels.json"
+# (row, data root, data.columns) -> (column, reason) when the row is unusable, else None
+RowCheck = Callable[[dict[str, Any], Path, dict[str, str]], "tuple[str, str] | None"]
 
 
 @dataclass(frozen=True)
@@ -326,6 +328,7 @@ def validate_rows(
     options: DataConfig | None = None,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    row_check: RowCheck | None = None,
 ) -> ValidationReport:
     """Check every row of ``manifest``; see the module docstring for the checks and their order.
 
@@ -333,6 +336,9 @@ def validate_rows(
     is checked). Label columns required in every row are ``label_sets``' keys plus
     ``options.label_columns`` (default: every label column of the manifest); values must lie
     in ``label_sets[col]`` when given. ``splits`` defaults to the config's split names.
+    ``row_check(row, root, columns) -> (column, reason) | None`` is what the model to be trained
+    needs of a row beyond these (a CTC model: transcript characters in its vocabulary, a clip
+    long enough for its transcript); it runs after the row's cheap checks passed.
     """
     cfg = options or DataConfig()
     split_names = set(splits) if splits is not None else {cfg.train_split, cfg.val_split, cfg.test_split}
@@ -363,6 +369,8 @@ def validate_rows(
         issue = _cheap_issue(
             row, manifest, seen, manifest.line_numbers[i], required, labels, split_names, cfg, files
         )
+        if issue is None and row_check is not None:
+            issue = row_check(row, manifest.root, dict(cfg.columns))
         if issue is not None:
             issues[i] = issue
             continue

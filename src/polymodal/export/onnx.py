@@ -67,7 +67,11 @@ def _samples(tower: Any, n: int, seed: int) -> list[Any]:
         size = int(getattr(tower.encoder, "image_size", 224) or 224)
         rng = np.random.default_rng(seed)
         return [rng.integers(0, 255, (size + 8 * i, size, 3), dtype=np.uint8) for i in range(n)]
-    raise ModelError(f"ONNX export covers image and text towers; this model has a {tower.modality} tower")
+    if tower.modality == "audio":  # noise of 0.5 s, 0.75 s, 1 s...: another length each, as texts have
+        rate = int(getattr(tower.encoder, "sample_rate", 16000))
+        rng = np.random.default_rng(seed)
+        return [(0.1 * rng.standard_normal(rate // 2 + rate * i // 4)).astype(np.float32) for i in range(n)]
+    raise ModelError(f"ONNX export covers image, text and audio towers; this model has a {tower.modality} tower")
 
 
 def _export_tower(tower: Any, path: Path) -> list[str]:

@@ -33,7 +33,7 @@ from polymodal.metrics.retrieval import (
 )
 
 # metrics where a smaller value is better (the leaderboard marks the minimum as best)
-LOWER_IS_BETTER = frozenset({"mean_rank", "median_rank"})
+LOWER_IS_BETTER = frozenset({"mean_rank", "median_rank", "wer", "cer", "ser"})
 
 __all__ = [
     "DEFAULT_BOOTSTRAP",

@@ -4,8 +4,9 @@
 the preset (or of a saved model / run dir / HF folder named by ``model.preset``), lets
 ``model.towers`` replace or add towers by modality, then builds the ``kind`` asked for:
 ``dual`` (DualEncoder), ``fusion`` (towers + fusion + heads), ``classifier`` (late concat
-fusion + heads; fine-tuning one or more towers for classification/regression) or ``embedding``
-(the towers alone, as an EmbeddingModel: what self-supervised objectives train).
+fusion + heads; fine-tuning one or more towers for classification/regression), ``embedding``
+(the towers alone, as an EmbeddingModel: what self-supervised objectives train) or ``ctc``
+(speech recognition: the audio tower's frames + a CTC head, ``models/ctc.py``).
 """
 
 from __future__ import annotations
@@ -183,6 +184,13 @@ def _assemble(cfg: ModelConfig, parts: tuple[EmbeddingModel | None, dict[str, To
         model = DualEncoder(towers, embed_dim, cfg.init_temperature, cfg.learn_temperature)
         _keep_aligned_projections(cfg, model)
         return model
+    if cfg.kind == "ctc":
+        from polymodal.models.ctc import build_ctc_model
+
+        head = cfg.heads.get("text", HeadSpec(kind="ctc"))
+        if head.kind != "ctc":
+            raise ModelError(f"model.kind: ctc takes a head of kind 'ctc' (model.heads.text), got {head.kind!r}")
+        return build_ctc_model(towers, head.hidden_dim, head.dropout)
     from polymodal.models.fused import FusionModel
     from polymodal.models.fusion import build_fusion
 

@@ -14,6 +14,7 @@ file with that one line: nothing here changes.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 from pathlib import Path
@@ -23,13 +24,13 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from polymodal.errors import ModelError
-from polymodal.models.transforms import as_transforms, describe, reapply
+from polymodal.models.transforms import as_transforms, builds_empty, describe, reapply
 from polymodal.models.trust import caller_scope, check_safetensors, refuse_requests
 
 FORMAT = "polymodal-model"
 FORMAT_VERSION = 1
 # modules whose import registers polymodal's own model classes (each calls register_model_class)
-BUILTIN_MODEL_MODULES = ("polymodal.models.dual", "polymodal.models.fused", "polymodal.models.wrapped",
+BUILTIN_MODEL_MODULES = ("polymodal.models.dual", "polymodal.models.fused", "polymodal.models.ctc", "polymodal.models.wrapped",
                          "polymodal.export.onnx_model")
 
 C = TypeVar("C", bound=type)
@@ -169,6 +170,26 @@ def registered_model_classes() -> dict[str, type]:
     return dict(sorted(_MODEL_CLASSES.items()))
 
 
+def _empty_weights(empty: bool) -> Any:
+    """Parameters created on the meta device (no memory) when ``empty``; buffers stay real, since
+    some are not saved (BERT's position ids) and must keep the values the constructor gives them."""
+    if not empty:
+        return contextlib.nullcontext()
+    from accelerate import init_empty_weights
+
+    return init_empty_weights(include_buffers=False)
+
+
+def _load_assigned(model: nn.Module, weights: Path) -> tuple[list[str], list[str]]:
+    """Load ``weights`` into a model built with empty parameters: the file's tensors become the
+    parameters (``assign``), so no second copy is made; anything left on meta is reported missing."""
+    from safetensors.torch import load_file
+
+    result = model.load_state_dict(load_file(str(weights)), strict=False, assign=True)
+    empty = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    return sorted({*result.missing_keys, *empty}), list(result.unexpected_keys)
+
+
 def load_pretrained(folder: str | Path, expected: type | None = None) -> Any:
     """The model saved in ``folder`` (JSON + safetensors only).
 
@@ -197,9 +218,11 @@ def load_pretrained(folder: str | Path, expected: type | None = None) -> Any:
     check_safetensors(weights)
     # a file's word is not the caller's: a tower spec asking for remote code is refused here
     refuse_requests(config.get("model"), f"{path}/config.json")
-    model: Any = reapply(cls._from_config(config["model"], path), transforms, str(path))  # type: ignore[attr-defined]
+    empty = builds_empty(transforms)
+    with _empty_weights(empty):
+        model: Any = reapply(cls._from_config(config["model"], path), transforms, str(path))  # type: ignore[attr-defined]
     try:
-        missing, unexpected = load_model(model, str(weights), strict=False)
+        missing, unexpected = _load_assigned(model, weights) if empty else load_model(model, str(weights), strict=False)
     except RuntimeError as exc:  # a tensor of another shape (a transform changed it, and was not recorded)
         raise ModelError(f"{weights} does not match the model: {str(exc).strip().splitlines()[-1].strip()}") from None
     if missing or unexpected:

@@ -31,4 +31,13 @@ class ClassifierOutput:
     fused: torch.Tensor | None = None
 
 
-ModelOutput = EmbeddingOutput | ClassifierOutput
+@dataclass
+class CTCOutput:
+    """A CTC model's pass: float32 log-probabilities per frame over the vocabulary (blank at 0),
+    (B, T, V), and each clip's number of real frames (B,)."""
+
+    log_probs: torch.Tensor
+    lengths: torch.Tensor
+
+
+ModelOutput = EmbeddingOutput | ClassifierOutput | CTCOutput

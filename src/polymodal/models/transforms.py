@@ -25,10 +25,15 @@ from polymodal.errors import ModelError
 Rebuild = Callable[[nn.Module, dict[str, Any]], nn.Module]
 
 _KINDS: dict[str, Rebuild | None] = {}
+_META_SAFE: set[str] = set()
 
 
-def register_transform(kind: str, rebuild: Rebuild | None = None) -> None:
-    """Make ``kind`` recordable and loadable; ``rebuild`` redoes its structural change on load."""
+def register_transform(kind: str, rebuild: Rebuild | None = None, *, meta_safe: bool = False) -> None:
+    """Make ``kind`` recordable and loadable; ``rebuild`` redoes its structural change on load.
+
+    ``meta_safe``: the rebuild only reshapes or replaces layers and works on a model whose
+    parameters are on the meta device (no data). A folder whose structural transforms all are
+    is then built without allocating the original's weights (``builds_empty``)."""
     if not isinstance(kind, str) or not kind.strip():
         raise ModelError(f"a transform kind is a non-empty string, not {kind!r}")
     if rebuild is not None and not callable(rebuild):
@@ -36,6 +41,16 @@ def register_transform(kind: str, rebuild: Rebuild | None = None) -> None:
     if kind in _KINDS and _KINDS[kind] is not rebuild:
         raise ModelError(f"transform kind {kind!r} is already registered with another rebuild function")
     _KINDS[kind] = rebuild
+    if meta_safe:
+        _META_SAFE.add(kind)
+
+
+def builds_empty(transforms: list[dict[str, Any]]) -> bool:
+    """Whether a folder with these transforms can be built with empty (meta) parameters: at least
+    one recorded change is structural and every structural one is ``meta_safe``. A pruned folder
+    then never holds its full-width weights (random ones, about to be replaced) in memory."""
+    structural = [t["kind"] for t in transforms if _known(t["kind"]) and _KINDS[t["kind"]] is not None]
+    return bool(structural) and all(kind in _META_SAFE for kind in structural)
 
 
 def registered_transforms() -> list[str]:

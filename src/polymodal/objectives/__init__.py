@@ -14,6 +14,7 @@ from torch import nn
 from polymodal.config import (
     ClassificationConfig,
     ContrastiveConfig,
+    CTCConfig,
     DistillConfig,
     EmbedDistillConfig,
     MaskedLMConfig,
@@ -25,6 +26,7 @@ from polymodal.errors import ModelError
 from polymodal.objectives.base import Objective, ObjectiveResult, gather_features
 from polymodal.objectives.classification import ClassificationLoss
 from polymodal.objectives.contrastive import ContrastiveLoss, SigLIPLoss
+from polymodal.objectives.ctc import CTCLoss
 from polymodal.objectives.distill import DistillationLoss
 from polymodal.objectives.embed_distill import EmbedDistillLoss, load_targets
 from polymodal.objectives.multitask import MultiTaskLoss
@@ -38,9 +40,9 @@ from polymodal.objectives.registry import (
 from polymodal.objectives.self_supervised import MaskedLMLoss, SimCLRLoss
 
 __all__ = [
-    "OBJECTIVES", "ClassificationLoss", "ContrastiveLoss", "DistillationLoss", "EmbedDistillLoss", "MaskedLMLoss", "MultiTaskLoss",
-    "Objective",
-    "ObjectiveKind", "ObjectiveResult", "SigLIPLoss", "SimCLRLoss", "build_objective", "gather_features", "objective_kind",
+    "OBJECTIVES", "CTCLoss", "ClassificationLoss", "ContrastiveLoss", "DistillationLoss", "EmbedDistillLoss",
+    "MaskedLMLoss", "MultiTaskLoss", "Objective", "ObjectiveKind", "ObjectiveResult", "SigLIPLoss", "SimCLRLoss",
+    "build_objective", "gather_features", "objective_kind",
     "register_objective",
 ]
 
@@ -114,11 +116,19 @@ def _mlm(cfg: MaskedLMConfig, model: nn.Module, _labels: Any) -> nn.Module:
     return MaskedLMLoss(model, cfg.mlm_probability)
 
 
+def _ctc(cfg: CTCConfig, model: nn.Module, _labels: Any) -> nn.Module:
+    vocab = getattr(model, "vocab", None)
+    if not vocab:
+        raise ModelError("the ctc objective needs a CTC model (model.kind: ctc)")
+    return CTCLoss(str(getattr(model, "target", "text")), cfg.zero_infinity, list(vocab))
+
+
 register_objective("contrastive", _contrastive, ContrastiveConfig, uses_labels=False)  # type: ignore[arg-type]
 register_objective("siglip", _siglip, SiglipConfig, uses_labels=False)  # type: ignore[arg-type]
 register_objective("classification", _classification, ClassificationConfig, uses_labels=True)  # type: ignore[arg-type]
 register_objective("multitask", _multitask, MultiTaskConfig, uses_labels=True)  # type: ignore[arg-type]
 register_objective("distill", _distill, DistillConfig, uses_labels=True)  # type: ignore[arg-type]
+register_objective("ctc", _ctc, CTCConfig, uses_labels=False)  # type: ignore[arg-type]
 register_objective("embed-distill", _embed_distill, EmbedDistillConfig, uses_labels=False)  # type: ignore[arg-type]
 register_objective("simclr", _simclr, SimCLRConfig, uses_labels=False)  # type: ignore[arg-type]
 register_objective("mlm", _mlm, MaskedLMConfig, uses_labels=False)  # type: ignore[arg-type]

@@ -224,3 +224,29 @@ def retrieval_grid(examples: list[dict[str, Any]], title: str = "retrieval examp
     ax.axis("off")
     fig.suptitle(title, fontsize=10)
     return to_png(fig, tight=False)
+
+
+def frame_strips(clips: list[dict[str, Any]], size: int = 64) -> bytes | None:
+    """One row per clip: its frames (a folder of images) side by side, captioned truth -> predicted.
+
+    Composed into one canvas like ``retrieval_grid``; None when no clip has readable frames.
+    """
+    rows: list[tuple[np.ndarray, str, bool]] = []
+    for clip in clips:
+        folder = Path(str(clip.get("path", "")))
+        frames = [p for p in sorted(folder.iterdir()) if _is_image(str(p))] if folder.is_dir() else []
+        thumbs = [t for t in (_thumbnail(str(p)) for p in frames) if t is not None]
+        if not thumbs:
+            continue
+        strip = np.concatenate([_fit(t, size) for t in thumbs], axis=1)
+        truth, pred = clip.get("truth"), clip.get("predicted")
+        rows.append((strip, f"{clip.get('id')}: {truth} -> {pred}", truth == pred))
+    if not rows:
+        return None
+    width = max(r[0].shape[1] for r in rows)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(width / 70, len(rows) * (size / 70 + 0.35)), squeeze=False)
+    for ax, (strip, caption, right) in zip(axes[:, 0], rows, strict=True):
+        ax.imshow(strip, interpolation="nearest")
+        ax.set_title(caption, fontsize=8, color="#1a9641" if right else "#d7191c", loc="left")
+        ax.axis("off")
+    return to_png(fig)

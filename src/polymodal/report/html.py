@@ -108,7 +108,36 @@ class Report:
             self.add_confusion_matrix(details["confusion_matrix"], details["class_names"], f"Confusion matrix · {name}")
         for direction, examples in (details.get("examples") or {}).items():
             self.add_retrieval_examples(examples, f"{direction.replace('_', ' ')} · {name}")
+        if details.get("clips"):
+            self.add_frame_strips(details["clips"], f"Clips · {name}")
+        if details.get("transcripts"):
+            self.add_transcripts(details["transcripts"], details.get("paths") or {}, f"Transcripts · {name}")
         return self
+
+    def add_frame_strips(self, clips: list[dict[str, Any]], title: str = "Clips") -> Report:
+        """One row of frames per clip (a video's frames side by side), captioned truth / prediction."""
+        png = figures.frame_strips(clips)
+        if png is None:
+            return self
+        return self.add_figure(title, png, "each row one clip, frames left to right; truth -> the model's choice")
+
+    def add_transcripts(self, rows: list[dict[str, Any]], paths: dict[str, str], title: str = "Transcripts",
+                        players: int = 8) -> Report:
+        """Reference and hypothesis per clip; the first ``players`` clips get an audio player (the WAV
+        embedded, so the page stays one file)."""
+        head = "<tr><th>id</th><th>clip</th><th>reference</th><th>hypothesis</th></tr>"
+        body = []
+        for i, r in enumerate(rows):
+            rid = str(r.get("id", ""))
+            clip = ""
+            path = Path(paths.get(rid, ""))
+            if i < players and path.suffix.lower() == ".wav" and path.is_file():
+                data = base64.b64encode(path.read_bytes()).decode("ascii")
+                clip = f'<audio controls preload="none" src="data:audio/wav;base64,{data}"></audio>'
+            mark = "" if r.get("reference") == r.get("hypothesis") else ' style="color:#b42318"'
+            body.append(f"<tr><td>{html.escape(rid)}</td><td>{clip}</td><td>{html.escape(str(r.get('reference')))}"
+                        f"</td><td{mark}>{html.escape(str(r.get('hypothesis')))}</td></tr>")
+        return self.add_html(title, f"<table>{head}{''.join(body)}</table>")
 
     def extend(self, other: Report) -> Report:
         """Append another report's sections (and its figures) after this one's."""

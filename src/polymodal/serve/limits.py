@@ -26,9 +26,8 @@ class Limits:
     max_batch: int = 32                        # items per model call
     batch_window_ms: float = 5.0               # how long the first item of a batch waits for others
     max_queue: int = 64                        # requests waiting or running per modality; more -> 503
-    # connections + requests the HTTP server holds at once; past it a new one is 503 before it is parsed.
-    # The per-tower queue alone did not bound latency under overload: requests piled up in the
-    # server's accept/parse stage, ahead of the queue (p99 24.8 s at 2x the sustainable rate).
+    # connections + requests the HTTP server holds at once; past it a new one is 503 before it is parsed,
+    # so open connections (and the bodies they carry) stay bounded when clients hold many of them open
     max_connections: int = 128
     timeout_s: float = 30.0                    # per request; over it -> 504
     retry_after_s: int = 1                     # the Retry-After of a 503

@@ -8,6 +8,7 @@ more, each column's best model is tested against every other, Holm-corrected.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from polymodal.errors import DataError
 from polymodal.metrics import DEFAULT_BOOTSTRAP, PairedTest, paired_bootstrap
 from polymodal.report import Leaderboard, Report
 from polymodal.report.leaderboard import BestTest
+from polymodal.tasks.asr_baselines import BaselineUnavailable
 from polymodal.tasks.cache import EmbeddingCache
 from polymodal.tasks.data import as_eval_data
 from polymodal.tasks.evaluate import evaluate, load_model
@@ -139,7 +141,11 @@ def compare(
     for i, (name, spec) in enumerate(zip(names, models, strict=True)):
         # the same model object (or path) listed twice is loaded once
         key = id(spec) if not isinstance(spec, str | Path) else hash(str(spec))
-        model = loaded[key] if key in loaded else load_model(spec)[0]
+        try:
+            model = loaded[key] if key in loaded else load_model(spec)[0]
+        except BaselineUnavailable as exc:  # an optional peer not installed here: the board goes on
+            warnings.warn(f"skipping {name}: {exc}", stacklevel=2)
+            continue
         loaded[key] = model
         results[name] = []
         for task, data in pairs:
@@ -148,6 +154,9 @@ def compare(
             r.model = name
             results[name].append(r)
 
+    names = [n for n in names if n in results]
+    if not names:
+        raise DataError("compare: none of the models could be loaded")
     columns: dict[tuple[int, str], str] = {}
     for i, r in enumerate(results[names[0]]):
         for metric in r.metrics:

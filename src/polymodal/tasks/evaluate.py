@@ -18,6 +18,10 @@ def load_model(model_or_path: Any) -> tuple[Any, str]:
     if not isinstance(model_or_path, str | Path):
         return model_or_path, str(getattr(model_or_path, "name", type(model_or_path).__name__))
     name = str(model_or_path)
+    from polymodal.tasks.asr_baselines import is_baseline, load_baseline
+
+    if is_baseline(name):  # a peer to compare against (pocketsphinx, Whisper), not a polymodal model
+        return load_baseline(name), name
     try:
         # the model layer's loader (what polymodal.load is an alias of), imported on first use
         from polymodal.models.loading import load_model as load

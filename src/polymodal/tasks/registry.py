@@ -27,7 +27,8 @@ class Task:
     description: str
     metrics: tuple[str, ...]
     run: TaskRunner
-    # what the model must offer: "encode" (DualEncoder-like) or "logits" (FusionModel-like)
+    # what the model must offer: "encode" (DualEncoder-like), "logits" (FusionModel-like) or
+    # "transcribe" (a CTC model or a speech recognition baseline)
     needs: str = "encode"
 
 
@@ -53,13 +54,16 @@ def _add_builtins() -> None:
     if _BUILTINS_ADDED:
         return
     _BUILTINS_ADDED = True
+    from polymodal.tasks.asr import ASR_TASK
     from polymodal.tasks.classification import CLASSIFICATION_TASK
     from polymodal.tasks.few_shot import FEW_SHOT_TASK
     from polymodal.tasks.linear_probe import LINEAR_PROBE_TASK
+    from polymodal.tasks.motion import MOTION_TASK
     from polymodal.tasks.retrieval import RETRIEVAL_TASK
     from polymodal.tasks.zeroshot import ZEROSHOT_TASK
 
-    for task in (ZEROSHOT_TASK, RETRIEVAL_TASK, LINEAR_PROBE_TASK, CLASSIFICATION_TASK, FEW_SHOT_TASK):
+    for task in (ZEROSHOT_TASK, RETRIEVAL_TASK, LINEAR_PROBE_TASK, CLASSIFICATION_TASK, ASR_TASK, MOTION_TASK,
+                 FEW_SHOT_TASK):
         if task.name not in _TASKS:
             register_task(task)
 
@@ -90,6 +94,8 @@ def _meets(task: Task, model: Any) -> bool:
         return _has_head(model)
     if task.needs == "encode":
         return callable(getattr(model, "encode", None))
+    if task.needs == "transcribe":
+        return callable(getattr(model, "transcribe", None))
     return True
 
 
@@ -101,6 +107,8 @@ def why_not(task: Task, model: Any) -> str | None:
     """
     if task.needs == "logits" and not _has_head(model):
         return f"has no {task.name} head"
+    if task.needs == "transcribe" and not callable(getattr(model, "transcribe", None)):
+        return "cannot transcribe speech (no CTC head: train one with model.kind: ctc)"
     return None
 
 

@@ -118,13 +118,18 @@ def build_parts(cfg: RunConfig, run_dir: Path) -> RunParts:
     model = build_model(cfg.model, label_spaces)
     towers = find_towers(model)
     modalities = [m for m in towers if dc.modalities is None or m in dc.modalities]
+    # columns a model reads besides its towers' inputs (a CTC model's transcripts) and its own row check
+    targets: dict[str, Any] = dict(getattr(model, "target_processors", None) or {})
+    modalities += [m for m in targets if m not in modalities]
+    row_check = getattr(model, "check_row", None)
     # test rows are the evaluator's business; every other row is validated, so a row with an
     # unknown or missing split is reported (and quarantined under skip), never silently dropped
     keep = [i for i, r in enumerate(manifest.rows) if r.get("split") != dc.test_split]
     manifest.rows = [manifest.rows[i] for i in keep]
     manifest.line_numbers = [manifest.line_numbers[i] for i in keep]
     report = validate_rows(manifest, modalities=modalities, label_sets=label_spaces or None,
-                           splits=[dc.train_split, dc.val_split, dc.test_split], options=dc)
+                           splits=[dc.train_split, dc.val_split, dc.test_split], options=dc,
+                           row_check=row_check if callable(row_check) else None)
     quarantine = Quarantine(dc.quarantine_file or run_dir / "quarantine.jsonl", report.lines_by_id())
     rows = apply_policy(report, dc.on_error, quarantine.path)
 
@@ -166,6 +171,7 @@ def build_parts(cfg: RunConfig, run_dir: Path) -> RunParts:
     model.input_columns = dict(dc.columns)
     objective = build_objective(cfg.objective, model, label_spaces)
     processors: dict[str, Any] = {m: t.preprocess for m, t in towers.items() if m in modalities}
+    processors.update(targets)
     if features:
         from polymodal.train.feature_cache import stack_features
 

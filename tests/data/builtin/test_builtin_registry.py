@@ -11,7 +11,8 @@ from polymodal.errors import DataError
 
 
 def test_names_match_the_contract():
-    assert set(DATASETS) == {"shapes", "fashion-mnist", "digits", "spoken-words", "moving-shapes", "wordnet"}
+    assert set(DATASETS) == {"shapes", "fashion-mnist", "digits", "spoken-words", "spoken-phrases", "moving-shapes",
+                             "wordnet"}
 
 
 def test_unknown_name_lists_the_valid_ones(tmp_path):

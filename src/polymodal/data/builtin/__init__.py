@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from polymodal.data.builtin import digits, fashion_mnist, moving_shapes, shapes, spoken_words, wordnet
+from polymodal.data.builtin import (
+    digits,
+    fashion_mnist,
+    moving_shapes,
+    shapes,
+    spoken_phrases,
+    spoken_words,
+    wordnet,
+)
 from polymodal.errors import DataError
 
 Maker = Callable[..., Path]
@@ -22,6 +30,7 @@ DATASETS: dict[str, Maker] = {
     "fashion-mnist": fashion_mnist.make,
     "digits": digits.make,
     "spoken-words": spoken_words.make,
+    "spoken-phrases": spoken_phrases.make,
     "moving-shapes": moving_shapes.make,
     "wordnet": wordnet.make,
 }
@@ -31,6 +40,8 @@ DESCRIPTIONS: dict[str, str] = {
     "fashion-mnist": "real Fashion-MNIST (Debian dataset-fashion-mnist) as PNGs with captions",
     "digits": "scikit-learn 8x8 handwritten digits, upscaled to 32x32, with captions",
     "spoken-words": "spoken words synthesized with espeak-ng (several voices and speeds)",
+    "spoken-phrases": "three-word phrases (digit/command, colour, shape) by espeak-ng voices, speeds and "
+                      "pitches; test voices held out",
     "moving-shapes": "8-frame clips of a shape moving left/right/up/down, with captions",
     "wordnet": "WordNet noun glosses labelled by lexicographer category (Debian wordnet-base)",
 }

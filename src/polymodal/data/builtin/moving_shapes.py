@@ -4,7 +4,10 @@ Each clip is a folder of 8 PNG frames (64x64, ``frame_000.png``...) under
 ``video/<id>/``; the ``video`` column points at that folder. A single still frame does
 not tell the direction, only the order of frames does. Columns: ``video``, ``text``
 ("a green triangle moving left", a few wordings), ``label`` (= ``direction``),
-``direction``, ``shape``, ``color``. Splits are stratified by direction.
+``direction``, ``shape``, ``color``, ``meta.combo_seen``. Splits are stratified by direction,
+except that five colour-shape combinations (``HELD_OUT_COMBOS``, one per shape) only ever occur in
+test: a model told apart "a blue circle moving left" from "... moving right" on those has learned
+direction, not a colour-shape pair it saw moving.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ FRAME_SIZE = 64
 NUM_FRAMES = 8
 FILES_DIR = "video"
 DIRECTIONS: dict[str, tuple[int, int]] = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
+# one colour per shape, never seen in train or val
+HELD_OUT_COMBOS = frozenset({("blue", "circle"), ("orange", "square"), ("red", "triangle"), ("purple", "star"),
+                             ("green", "cross")})
 TEMPLATES = (
     "{a} {name} moving {d}",
     "{a} {name} that moves {d}",
@@ -82,16 +88,18 @@ def make(out_dir: str | Path, n: int | None = None, seed: int = 0) -> Path:
                 frame.save(out / rel / f"frame_{t:03d}.png", format="PNG")
             advance(NUM_FRAMES)
             text = rng.choice(TEMPLATES).format(a=_article(color), name=f"{color} {shape}", d=direction)
+            seen = (color, shape) not in HELD_OUT_COMBOS
             rows.append(
                 {
                     "id": row_id,
-                    "split": split,
+                    "split": split if seen else "test",
                     "video": rel,
                     "text": text,
                     "label": direction,
                     "direction": direction,
                     "shape": shape,
                     "color": color,
+                    "meta": {"combo_seen": seen},
                 }
             )
     info = {
@@ -101,6 +109,7 @@ def make(out_dir: str | Path, n: int | None = None, seed: int = 0) -> Path:
         "num_frames": NUM_FRAMES,
         "label": "direction of motion",
         "directions": names,
+        "held_out_combos": sorted(f"{c} {s}" for c, s in HELD_OUT_COMBOS),
     }
     labels = {"label": names, "direction": names, "shape": list(draw.SHAPES), "color": list(draw.COLORS)}
     return common.write_manifest(out, rows, info, FILES_DIR, labels)

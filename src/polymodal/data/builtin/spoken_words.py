@@ -44,9 +44,10 @@ def espeak_binary() -> str:
     return found
 
 
-def synthesize(binary: str, word: str, voice: str, speed: int, path: Path) -> None:
-    """One clip; a DataError naming the voice and word when espeak-ng fails."""
-    cmd = [binary, "-v", voice, "-s", str(speed), "-w", str(path), word]
+def synthesize(binary: str, word: str, voice: str, speed: int, path: Path, pitch: int | None = None) -> None:
+    """One clip; a DataError naming the voice and word when espeak-ng fails (``pitch``: 0-99, espeak's -p)."""
+    cmd = [binary, "-v", voice, "-s", str(speed), *(["-p", str(pitch)] if pitch is not None else []),
+           "-w", str(path), word]
     try:
         done = subprocess.run(cmd, capture_output=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:

@@ -16,6 +16,7 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from torch import nn
 
+from polymodal.errors import ModelError
 from polymodal.models.encoders.base import Encoder, as_pil, as_waveform, masked_mean
 
 
@@ -197,10 +198,18 @@ class BuiltinAudio(Encoder):
         )
         self.register_buffer("mel", torch.from_numpy(np.asarray(bank, dtype=np.float32)), persistent=False)
         self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
-        width, depth = int(opts.get("width", 32)), int(opts.get("depth", 3))
-        chans = [1] + [width * 2**i for i in range(depth)]
+        width, self.depth = int(opts.get("width", 32)), int(opts.get("depth", 3))
+        chans = [1] + [width * 2**i for i in range(self.depth)]
         self.stages = nn.ModuleList(_conv_stage(a, b) for a, b in zip(chans[:-1], chans[1:], strict=True))
-        self.hidden_dim = self.pooled_dim = chans[-1]
+        # "flatten" keeps where in the spectrum a feature sits (speech recognition needs it);
+        # "mean" averages the mel bins away (enough for telling clips apart)
+        self.freq_pool = str(opts.get("freq_pool", "mean"))
+        if self.freq_pool not in ("mean", "flatten"):
+            raise ModelError(f"builtin-audio: options.freq_pool must be 'mean' or 'flatten', got {self.freq_pool!r}")
+        bins = n_mels
+        for _ in range(self.depth):
+            bins = (bins + 1) // 2
+        self.hidden_dim = self.pooled_dim = chans[-1] * (bins if self.freq_pool == "flatten" else 1)
 
     def preprocess(self, items: list[Any]) -> dict[str, torch.Tensor]:
         waves = [torch.from_numpy(as_waveform(w)) for w in items]
@@ -227,8 +236,16 @@ class BuiltinAudio(Encoder):
             mask = mask[:, ::2]
             # padded frames are zeroed after every stage so they cannot leak into valid ones
             x = stage(x) * mask[:, None, None, :].to(x.dtype)
-        tokens = x.mean(2).transpose(1, 2)  # (B, frames', C): average over mel bins
+        pooled = x.mean(2) if self.freq_pool == "mean" else x.flatten(1, 2)  # (B, C or C*bins, frames')
+        tokens = pooled.transpose(1, 2)
         return tokens, mask[:, : tokens.shape[1]]
+
+    def output_frames(self, num_samples: int) -> int:
+        """Token frames ``forward_tokens`` gives a clip of ``num_samples`` samples (each stage halves, rounding up)."""
+        frames = num_samples // self.hop + 1
+        for _ in range(self.depth):
+            frames = (frames + 1) // 2
+        return frames
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         tokens, mask = self.forward_tokens(inputs)

@@ -44,7 +44,9 @@ class VideoEncoder(Encoder):
         if self.temporal_pooling == "transformer":
             d = self.hidden_dim
             heads = next(h for h in (8, 4, 2, 1) if d % h == 0)
-            self.frame_pos = nn.Parameter(torch.zeros(1, self.num_frames, d))
+            # not zeros: with equal positions a transformer + mean is blind to frame order, and
+            # "moving left" and "moving right" of one object would start out as the same clip
+            self.frame_pos = nn.Parameter(nn.init.trunc_normal_(torch.empty(1, self.num_frames, d), std=0.02))
             layer = nn.TransformerEncoderLayer(d, heads, d * 2, 0.0, activation="gelu", batch_first=True, norm_first=True)
             self.temporal = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
 
