@@ -16,6 +16,7 @@ from PIL import Image
 
 from polymodal.metrics import Metric, PairedTest
 from polymodal.report import Leaderboard, Report, build_run_report, write_run_report
+from polymodal.report.html import leaderboard_html
 from polymodal.tasks.result import TaskResult
 
 
@@ -84,6 +85,17 @@ def test_leaderboard_marks_best_per_column_and_writes_all_formats(tmp_path: Path
     data = json.loads(paths["json"].read_text())
     assert data["best"]["retrieval: image_to_text/mean_rank"] == "base"
     assert data["paired"]["tests"]["zeroshot-classification: acc@1"]["p_value"] == 0.002
+
+
+def test_the_board_says_which_intervals_are_over_few_shot_draws() -> None:
+    m = Metric(0.7, 0.6, 0.8)
+    items = Leaderboard(["a", "b"], ["zs: acc@1"], {"a": {"zs: acc@1": m}, "b": {"zs: acc@1": m}})
+    draws = Leaderboard(["a", "b"], ["fs: prototype/5-shot/accuracy"],
+                        {"a": {"fs: prototype/5-shot/accuracy": m}, "b": {"fs: prototype/5-shot/accuracy": m}})
+    assert "[bootstrap 95% interval]" in items.to_markdown() and "Student-t" not in items.to_markdown()
+    assert "Student-t over the support draws" in draws.to_markdown()
+    assert "Student-t over the support draws" in leaderboard_html(draws)
+    assert "Student-t" not in leaderboard_html(items)
 
 
 def test_ties_have_no_best() -> None:

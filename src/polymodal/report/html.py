@@ -229,7 +229,7 @@ def leaderboard_html(board: Leaderboard, digits: int = 3) -> str:
             cells.append(f"<td{cls}>{metric.value:.{digits}f}{ci}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     out = f'<div class="board"><table>{head}{"".join(rows)}</table></div>'
-    out += '<p class="note">Shaded: best per column. Grey: bootstrap 95% interval.'
+    out += f'<p class="note">Shaded: best per column. Grey: {html.escape(board.interval_note())}.'
     out += " Wide tables scroll sideways; the model column stays in view.</p>" if len(board.columns) > 6 else "</p>"
     if board.paired and len(board.models) == 2:
         a, b = board.models

@@ -57,6 +57,12 @@ class Leaderboard:
     # three or more models: per column, the best against each other model (see BestTest)
     versus_best: dict[str, list[BestTest]] = field(default_factory=dict)
 
+    def interval_note(self) -> str:
+        """What the intervals are: bootstrap over items, except few-shot columns (Student-t over draws)."""
+        if any("-shot/" in c for c in self.columns):
+            return "95% interval: bootstrap over items; few-shot columns (K-shot): Student-t over the support draws"
+        return "bootstrap 95% interval"
+
     def best(self, column: str) -> str | None:
         """The model with the best value in ``column`` (None when no model has it or all tie)."""
         entries = [(m, self.cells[m][column]) for m in self.models if column in self.cells.get(m, {})]
@@ -91,7 +97,7 @@ class Leaderboard:
                 text = metric.format(digits) if metric else "—"
                 cells.append(f"**{text}**" if metric and self.best(c) == m else text)
             lines.append(f"| {md_escape(m)} | " + " | ".join(cells) + " |")
-        out = "\n".join(lines) + "\n\nValues are point estimates [bootstrap 95% interval]; **bold** is the best per column.\n"
+        out = "\n".join(lines) + f"\n\nValues are point estimates [{self.interval_note()}]; **bold** is the best per column.\n"
         if self.paired:
             a, b = (md_escape(m) for m in self.models)
             out += f"\n### Paired differences ({a} − {b})\n\n| metric | difference [95% CI] | p-value |\n|---|---|---|\n"
