@@ -21,18 +21,16 @@ models on the same test items and the same support draws.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 from scipy import stats as scipy_stats
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
 
 from polymodal.errors import DataError
 from polymodal.metrics import Metric, Statistic
 from polymodal.tasks.cache import EmbeddingCache, Encoder, Progress, normalize
 from polymodal.tasks.data import EvalData
+from polymodal.tasks.linear_probe import fit_probe
 from polymodal.tasks.registry import Task
 from polymodal.tasks.result import SampleStatistic, TaskResult
 from polymodal.tasks.templates import templates_for
@@ -75,10 +73,7 @@ def _prototypes(x: np.ndarray, y: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 def _linear_probe(x: np.ndarray, y: np.ndarray, q: np.ndarray, c: float, seed: int) -> np.ndarray:
-    clf = LogisticRegression(C=c, max_iter=1000, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        clf.fit(x, y)
+    clf = fit_probe(x, y, c, seed)
     return np.asarray(clf.classes_[clf.predict_proba(q).argmax(axis=1)])
 
 

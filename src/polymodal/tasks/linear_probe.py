@@ -25,7 +25,8 @@ from polymodal.tasks.result import TaskResult, metrics_with_intervals
 C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
 
 
-def _fit(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> LogisticRegression:
+def fit_probe(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> LogisticRegression:
+    """A logistic-regression probe at one C (the linear-probe and few-shot tasks' classifier)."""
     clf = LogisticRegression(C=c, max_iter=1000, random_state=seed)
     with warnings.catch_warnings():
         # a C at the edge of the grid may stop at max_iter; its val score still ranks it fairly
@@ -75,9 +76,9 @@ def run_linear_probe(
         val_source = f"20% of {train_split}"
     if len(np.unique(y_tr)) < 2:
         raise DataError(f"{data.name}: the linear probe needs at least two classes in {train_split!r}")
-    val_scores = {c: float((_fit(x_tr, y_tr, c, seed).predict(x_va) == y_va).mean()) for c in c_grid}
+    val_scores = {c: float((fit_probe(x_tr, y_tr, c, seed).predict(x_va) == y_va).mean()) for c in c_grid}
     best_c = max(c_grid, key=lambda c: (val_scores[c], -abs(np.log10(c))))  # ties: the middle of the grid
-    clf = _fit(np.concatenate([x_tr, x_va]), np.concatenate([y_tr, y_va]), best_c, seed)
+    clf = fit_probe(np.concatenate([x_tr, x_va]), np.concatenate([y_tr, y_va]), best_c, seed)
 
     x_te, y_te, ids = split_xy(split)
     # predict_proba columns follow clf.classes_; spread them into the full label space
