@@ -1,7 +1,7 @@
 """The compression trade-off table: size, speed, agreement and accuracy of a model and its variants.
 
 ``tradeoff({"fp32": path, "int8": path, ...}, out_dir, zeroshot=MANIFEST, retrieval=MANIFEST)``
-measures every variant in the same process, one after another, on the same items:
+measures every variant in the same process, on the same items:
 
 - size on disk (every file of the folder) and parameters (tensor elements; an ONNX graph's
   initializers);
