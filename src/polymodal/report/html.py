@@ -156,7 +156,7 @@ class Report:
             '<!doctype html><html lang="en"><head><meta charset="utf-8">'
             f"<title>{html.escape(self.title)}</title><style>{CSS}</style></head><body>"
             + "\n".join(parts)
-            + '<p class="note">Written by polymodal. Intervals are bootstrap 95% confidence intervals.</p>'
+            + '<p class="note">Written by polymodal. Intervals are 95% confidence intervals; each table says how they were drawn.</p>'
             "</body></html>\n"
         )
 
