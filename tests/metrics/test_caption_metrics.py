@@ -39,6 +39,8 @@ def test_attribute_slots_count_colours_shapes_relation_and_hallucinations() -> N
     assert (wrong_colour.correct, wrong_colour.total, wrong_colour.exact) == (4, 5, False)
     wrong_relation = score_caption("a red circle below a blue square", truth, "above")
     assert (wrong_relation.correct, wrong_relation.total) == (4, 5)
+    assert (perfect.relation_right, wrong_relation.relation_right) == (True, False)
+    assert score_caption("a red circle", [("red", "circle")], None).relation_right is None
     extra = score_caption("a red circle above a blue square, and a green star", truth, "above")
     assert (extra.correct, extra.total) == (5, 7)
     missing = score_caption("a red circle", truth, "above")

@@ -188,3 +188,24 @@ def test_generate_command_captions_and_answers(trained: tuple[CaptioningModel, l
     assert code == 2 and "prompt 0 is empty" in err and "Traceback" not in err
     code, _, err = run(str(folder), "--image", str(tmp_path / "missing.png"))
     assert code == 2 and "missing.png" in err
+
+
+def test_a_scratch_cnn_captioner_round_trips_with_its_batch_norm_statistics(tmp_path: Path) -> None:
+    # the example's encoder: builtin-cnn trained with the decoder (strategy full), so its BatchNorm
+    # running statistics are part of what a saved captioner must bring back
+    torch.manual_seed(0)
+    image = build_tower({"modality": "image", "source": "builtin-cnn",
+                         "options": {"image_size": 32, "width": 8, "depth": 3}})
+    decoder = TextDecoder.build("scratch", num_layers=1, hidden_dim=32, num_heads=2, max_length=16, dropout=0.0,
+                                tokenizer=data_tokenizer(TEXTS))
+    model = CaptioningModel(image, decoder)
+    assert model.bridge.num_tokens == 16  # 32 px halved three times: a 4x4 grid
+    model.train()
+    batch = _batch(model)
+    CaptioningLoss()(model(batch), batch).loss.backward()  # a training pass moves the running statistics
+    model.eval()
+    model.save_pretrained(tmp_path / "cnn-cap")
+    loaded = polymodal.load(tmp_path / "cnn-cap")
+    a, b = model.state_dict(), loaded.state_dict()
+    assert any("running_mean" in k for k in a) and all(torch.equal(a[k], b[k]) for k in a)
+    assert loaded.generate([RED, BLUE], max_new_tokens=6) == model.generate([RED, BLUE], max_new_tokens=6)

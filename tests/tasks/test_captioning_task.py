@@ -43,6 +43,8 @@ def test_true_captions_score_full_marks_and_a_colour_swap_is_counted(shapes_dir:
     assert result.metrics["bleu4"].value == pytest.approx(100.0)
     assert result.metrics["attribute_accuracy"].value == 1.0
     assert result.metrics["exact_scene"].value == 1.0
+    assert result.metrics["relation_accuracy"].value == 1.0
+    assert result.metrics["relation_accuracy"].n == sum(len(r["objects"]) >= 2 for r in rows if r["split"] == "test")
     assert result.details["attributes"]["rows"] == len(test)
     assert len(result.details["attributes"]["heldout_combos"]) == 6  # read from the maker's dataset.json
     if any(r["heldout"] for r in test):
@@ -59,6 +61,7 @@ def test_true_captions_score_full_marks_and_a_colour_swap_is_counted(shapes_dir:
     slots = sum(2 * len(r["objects"]) + (len(r["objects"]) >= 2) for r in test)
     assert result.metrics["attribute_accuracy"].value == pytest.approx(1 - len(reds) / slots)
     assert result.metrics["exact_scene"].value == pytest.approx(1 - len(reds) / len(test))
+    assert result.metrics["relation_accuracy"].value == 1.0  # only colours were swapped
     assert result.metrics["bleu4"].low <= result.metrics["bleu4"].value <= result.metrics["bleu4"].high
     shown = result.details["generated_examples"][0]
     assert shown["generated"] == swapped[Path(shown["image"]).name]

@@ -53,12 +53,14 @@ def prompt_view(
     prompt: str = typer.Option("question", "--prompt", help="Column holding the prompt (a question)."),
     target: str = typer.Option("answer", "--target", help="Column holding what the decoder should say."),
     column: str = typer.Option("qa", "--column", help="Name of the joined column."),
+    also: str | None = typer.Option(None, "--also", help="Also keep each row as a plain text from this column "
+                                    "(e.g. text: captions and questions train one decoder together)."),
 ) -> None:
     """Write MANIFEST-<column>.jsonl beside it with "<prompt> [SEP] <target>" (generative VQA training)."""
     with user_errors():
         from polymodal.data.views import prompt_target_view
 
-        out = prompt_target_view(manifest_path, prompt, target, column)
+        out = prompt_target_view(manifest_path, prompt, target, column, also=also)
     console.print(f"wrote {out}", highlight=False)
 
 

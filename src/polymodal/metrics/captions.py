@@ -121,6 +121,8 @@ class AttributeScore:
     # held-out (colour, shape) pairs of the scene, and how many the caption named at their place
     heldout_named: int = 0
     heldout_total: int = 0
+    # the relation slot alone (None: the scene has one object, so there is no relation to say)
+    relation_right: bool | None = None
 
 
 def score_caption(generated: str, truth_objects: Sequence[tuple[str, str]], truth_relation: str | None,
@@ -132,12 +134,14 @@ def score_caption(generated: str, truth_objects: Sequence[tuple[str, str]], trut
         total += 2
         if k < len(truth) and k < len(said.objects):
             correct += int(said.objects[k][0] == truth[k][0]) + int(said.objects[k][1] == truth[k][1])
+    relation_right = None
     if len(truth) >= 2:
         total += 1
-        correct += int(said.relation == truth_relation)
+        relation_right = said.relation == truth_relation
+        correct += int(relation_right)
     held = [k for k, obj in enumerate(truth) if obj in heldout]
     named = sum(1 for k in held if k < len(said.objects) and said.objects[k] == truth[k])
-    return AttributeScore(correct, total, correct == total, named, len(held))
+    return AttributeScore(correct, total, correct == total, named, len(held), relation_right)
 
 
 def parse_objects(values: Sequence[str]) -> list[tuple[str, str]]:

@@ -127,6 +127,11 @@ def _attribute_metrics(samples: list[dict[str, Any]], hyps: list[str], heldout: 
         # a statistic over the whole index space that only counts rows of this group
         add(f"{name}attribute_accuracy", _ratio(correct * mask, total * mask), int(mask.sum()))
         add(f"{name}exact_scene", _ratio(exact * mask, mask.astype(np.float64)), int(mask.sum()))
+    has_relation = np.array([s.relation_right is not None for s in scores], dtype=np.float64)
+    if has_relation.any():
+        # the relation alone: it hides in attribute accuracy as one slot of five or seven
+        relation = np.array([bool(s.relation_right) for s in scores], dtype=np.float64)
+        add("relation_accuracy", _ratio(relation, has_relation), int(has_relation.sum()))
     named = np.array([s.heldout_named for s in scores], dtype=np.float64)
     held_total = np.array([s.heldout_total for s in scores], dtype=np.float64)
     if held_total.sum():
@@ -139,7 +144,7 @@ CAPTIONING_TASK = Task(
     name="captioning",
     description="generated captions vs references: BLEU-4, CIDEr (Java), shapes attribute accuracy seen/held-out",
     metrics=("bleu4", "cider", "attribute_accuracy", "seen/attribute_accuracy", "heldout/attribute_accuracy",
-             "exact_scene", "heldout/combo_named"),
+             "exact_scene", "heldout/combo_named", "relation_accuracy"),
     run=run_captioning,
     needs="generate",
 )
