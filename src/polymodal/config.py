@@ -49,6 +49,9 @@ class TowerSpec(_Strict):
     # video: frames per clip and temporal pooling over the frame tower
     num_frames: int = Field(8, ge=1)
     temporal_pooling: Literal["mean", "transformer"] = "mean"
+    # video: the frame tower sees frame 0, then each frame minus the one before (where the shape
+    # went: the sign of a difference says which way it moved, even where one frame cannot)
+    frame_differences: bool = False
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -236,6 +239,27 @@ class ContrastiveConfig(ObjectiveConfig):
     # which modality pairs are aligned (default: every pair of towers)
     pairs: list[tuple[str, str]] | None = None
     gather_with_grad: bool = True
+
+
+@register_objective_config
+class SwapContrastiveConfig(ObjectiveConfig):
+    """InfoNCE plus, for each row, its own caption with a word swapped (``swap_words`` groups:
+    "moving left" -> "moving right", ...) as extra text negatives (objectives/swap_contrastive.py)."""
+
+    kind: Literal["swap-contrastive"] = "swap-contrastive"
+    pairs: list[tuple[str, str]] | None = None
+    gather_with_grad: bool = True
+    # groups of words that replace one another, e.g. [[left, right, up, down]]
+    swap_words: list[list[str]] = Field(min_length=1)
+    text_modality: str = "text"
+
+    @field_validator("swap_words")
+    @classmethod
+    def _groups(cls, groups: list[list[str]]) -> list[list[str]]:
+        for group in groups:
+            if len(set(group)) < 2 or any(not w.strip() for w in group):
+                raise ValueError(f"each swap_words group needs two or more distinct non-empty words, got {group}")
+        return groups
 
 
 @register_objective_config

@@ -279,6 +279,8 @@ def make_collate(
                     batch["views"] = len(raw[0])
                     raw = [s[m][v] for v in range(len(raw[0])) for s in samples]
                 batch[m] = processors[m](raw) if m in processors else raw
+                if m == "text" and isinstance(raw[0], str):  # objectives that rewrite captions read them
+                    batch["text_raw"] = list(raw)
         for col, space in label_spaces.items():
             if col not in samples[0]:
                 continue
