@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from pydantic import ValidationError
 
 from polymodal.config import ModelConfig, SwapContrastiveConfig, objective_config
+from polymodal.data.loader import make_collate
 from polymodal.data.text import word_swaps
 from polymodal.errors import ModelError
 from polymodal.models import build_model
@@ -32,10 +34,16 @@ def model() -> Any:
 
 
 def _batch(model: Any) -> dict[str, Any]:
-    torch.manual_seed(1)
-    clips = torch.rand(len(CAPTIONS), 4, 3, 32, 32) * 2 - 1
-    return {"id": [str(i) for i in range(len(CAPTIONS))], "video": clips,
-            "text": model.tower("text").preprocess(CAPTIONS), "text_raw": list(CAPTIONS)}
+    """Through the training collate: it keeps the raw captions (``text_raw``) next to the tokens."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    samples = [{"id": str(i), "text": c,
+                "video": [Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)) for _ in range(4)]}
+               for i, c in enumerate(CAPTIONS)]
+    batch = make_collate(model.processors, {})(samples)
+    assert batch["text_raw"] == CAPTIONS
+    return batch
 
 
 def test_word_swaps_rewrite_the_first_group_word_and_skip_texts_without_one() -> None:
