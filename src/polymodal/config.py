@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from polymodal.errors import PolymodalError
 
@@ -151,6 +159,26 @@ class AudioDataConfig(_Strict):
     sample_rate: int | None = None  # None: the tower's own rate
     max_seconds: float = Field(10.0, gt=0)
     min_seconds: float = Field(0.05, ge=0)
+    # training-time augmentation, train split only (data/audio_augment.py): a synthetic room's
+    # reverb (T60 drawn from reverb_seconds), then white noise at an SNR drawn from noise_snr_db
+    augment: bool = False
+    reverb_prob: float = Field(0.5, ge=0.0, le=1.0)
+    reverb_seconds: tuple[float, float] = (0.2, 0.8)
+    noise_prob: float = Field(0.5, ge=0.0, le=1.0)
+    noise_snr_db: tuple[float, float] = (5.0, 30.0)
+
+    @field_validator("reverb_seconds", "noise_snr_db")
+    @classmethod
+    def _range(cls, value: tuple[float, float], info: Any) -> tuple[float, float]:
+        if value[0] > value[1] or (info.field_name == "reverb_seconds" and value[0] <= 0):
+            raise ValueError(f"{info.field_name} needs low <= high{' and low > 0' if info.field_name == 'reverb_seconds' else ''}, got {list(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _augment_needs_a_rate(self) -> AudioDataConfig:
+        if self.augment and self.sample_rate is None:
+            raise ValueError("data.audio.augment needs data.audio.sample_rate (the reverb's length is in samples)")
+        return self
 
 
 class VideoDataConfig(_Strict):

@@ -72,7 +72,7 @@ class SwapContrastiveLoss(Objective):
             owner += [i] * len(swaps)
         if not captions:
             return torch.empty(0, device=device), torch.empty(0, dtype=torch.long, device=device), 0
-        model = self._model[0]
+        model: Any = self._model[0]
         inputs = move(model.tower(self.text_modality).preprocess(captions), device)
         width = max(owner.count(i) for i in set(owner))
         return model.embed(self.text_modality, inputs), torch.tensor(owner, device=device), width
