@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from polymodal.errors import PolymodalError
 
@@ -50,6 +58,9 @@ class TowerSpec(_Strict):
     # video: frames per clip and temporal pooling over the frame tower
     num_frames: int = Field(8, ge=1)
     temporal_pooling: Literal["mean", "transformer"] = "mean"
+    # video: the frame tower sees frame 0, then each frame minus the one before (where the shape
+    # went: the sign of a difference says which way it moved, even where one frame cannot)
+    frame_differences: bool = False
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -149,6 +160,26 @@ class AudioDataConfig(_Strict):
     sample_rate: int | None = None  # None: the tower's own rate
     max_seconds: float = Field(10.0, gt=0)
     min_seconds: float = Field(0.05, ge=0)
+    # training-time augmentation, train split only (data/audio_augment.py): a synthetic room's
+    # reverb (T60 drawn from reverb_seconds), then white noise at an SNR drawn from noise_snr_db
+    augment: bool = False
+    reverb_prob: float = Field(0.5, ge=0.0, le=1.0)
+    reverb_seconds: tuple[float, float] = (0.2, 0.8)
+    noise_prob: float = Field(0.5, ge=0.0, le=1.0)
+    noise_snr_db: tuple[float, float] = (5.0, 30.0)
+
+    @field_validator("reverb_seconds", "noise_snr_db")
+    @classmethod
+    def _range(cls, value: tuple[float, float], info: Any) -> tuple[float, float]:
+        if value[0] > value[1] or (info.field_name == "reverb_seconds" and value[0] <= 0):
+            raise ValueError(f"{info.field_name} needs low <= high{' and low > 0' if info.field_name == 'reverb_seconds' else ''}, got {list(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _augment_needs_a_rate(self) -> AudioDataConfig:
+        if self.augment and self.sample_rate is None:
+            raise ValueError("data.audio.augment needs data.audio.sample_rate (the reverb's length is in samples)")
+        return self
 
 
 class VideoDataConfig(_Strict):
@@ -237,6 +268,27 @@ class ContrastiveConfig(ObjectiveConfig):
     # which modality pairs are aligned (default: every pair of towers)
     pairs: list[tuple[str, str]] | None = None
     gather_with_grad: bool = True
+
+
+@register_objective_config
+class SwapContrastiveConfig(ObjectiveConfig):
+    """InfoNCE plus, for each row, its own caption with a word swapped (``swap_words`` groups:
+    "moving left" -> "moving right", ...) as extra text negatives (objectives/swap_contrastive.py)."""
+
+    kind: Literal["swap-contrastive"] = "swap-contrastive"
+    pairs: list[tuple[str, str]] | None = None
+    gather_with_grad: bool = True
+    # groups of words that replace one another, e.g. [[left, right, up, down]]
+    swap_words: list[list[str]] = Field(min_length=1)
+    text_modality: str = "text"
+
+    @field_validator("swap_words")
+    @classmethod
+    def _groups(cls, groups: list[list[str]]) -> list[list[str]]:
+        for group in groups:
+            if len(set(group)) < 2 or any(not w.strip() for w in group):
+                raise ValueError(f"each swap_words group needs two or more distinct non-empty words, got {group}")
+        return groups
 
 
 @register_objective_config

@@ -25,10 +25,10 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_dataset("moving-shapes", tmp_path_factory.mktemp("moving") / "data", n=40).parent  # type: ignore[no-any-return]
 
 
-def _model(pooling: str) -> Any:
+def _model(pooling: str, differences: bool = False) -> Any:
     torch.manual_seed(0)
     video = {"modality": "video", "source": "builtin-cnn", "num_frames": 4, "temporal_pooling": pooling,
-             "options": {"image_size": 32, "width": 8}}
+             "frame_differences": differences, "options": {"image_size": 32, "width": 8}}
     text = {"modality": "text", "source": "builtin-text", "options": {"dim": 16, "layers": 1, "heads": 2}}
     cfg = ModelConfig(preset=None, kind="dual", towers=[video, text], embed_dim=16)
     return build_model(cfg).eval()
@@ -48,6 +48,20 @@ def test_frame_pooling_is_blind_to_time_and_a_temporal_layer_is_not(clips: Path)
         fwd = model.encode_video([frames], bf16=False)  # float32: bf16 rounding would hide the equality
         back = model.encode_video([frames[::-1]], bf16=False)
         assert torch.allclose(fwd, back, atol=1e-5) is blind
+
+
+def test_frame_differences_let_even_the_mean_see_time_and_survive_a_save(clips: Path, tmp_path: Path) -> None:
+    import polymodal
+
+    row = json.loads((clips / "manifest.jsonl").read_text().splitlines()[0])
+    frames = _frames(clips / row["video"])[::2]
+    model = _model("mean", differences=True)
+    fwd = model.encode_video([frames], bf16=False)
+    assert not torch.allclose(fwd, model.encode_video([frames[::-1]], bf16=False), atol=1e-4)
+    model.save_pretrained(tmp_path / "m")
+    loaded = polymodal.load(tmp_path / "m")
+    assert loaded.tower("video").encoder.frame_differences
+    assert torch.allclose(loaded.encode_video([frames], bf16=False), fwd, atol=1e-5)
 
 
 def test_motion_task_scores_every_direction_of_the_same_object(clips: Path) -> None:

@@ -36,6 +36,9 @@ FAILED = "_failed"  # the key of a sample that could not be loaded (its reason);
 Processor = Callable[[list[Any]], Any]
 
 
+_AUDIO_STREAM = 0xA0D10  # keeps audio draws apart from an image's in the same sample
+
+
 def derive_seed(*parts: int) -> int:
     """A well-mixed 63-bit seed from integers (``SeedSequence`` avoids seed+1 correlations)."""
     return int(np.random.SeedSequence([p & 0xFFFFFFFF for p in parts]).generate_state(2, np.uint64)[0] >> 1)
@@ -131,6 +134,8 @@ class MultimodalDataset(Dataset[dict[str, Any]]):
         self.label_spaces = dict(label_spaces)
         self.cfg = data_cfg or DataConfig()
         self.augment = self.cfg.image.augment if augment is None else augment
+        # audio: data.audio.augment on a training dataset (evaluation ones pass augment=False)
+        self.augment_audio = self.cfg.audio.augment and augment is not False
         self.seed = seed
         self.epoch = 0
         self._index = {
@@ -246,6 +251,11 @@ class MultimodalDataset(Dataset[dict[str, Any]]):
                 sample[m] = Views(self._augment(sample[m], index, v) for v in range(self.cfg.image.views))
             elif m == "image" and self.augment:
                 sample[m] = self._augment(sample[m], index)
+            elif m == "audio" and self.augment_audio:
+                from polymodal.data.audio_augment import augment_audio
+
+                rng = np.random.default_rng(derive_seed(self.seed, self.epoch, index, _AUDIO_STREAM))
+                sample[m] = augment_audio(sample[m], int(self.cfg.audio.sample_rate or 0), self.cfg.audio, rng)
         for col in self.label_spaces:
             sample[col] = self._encode_label(col, row.get(self.cfg.columns.get(col, col)), rid)
         return sample
@@ -279,6 +289,8 @@ def make_collate(
                     batch["views"] = len(raw[0])
                     raw = [s[m][v] for v in range(len(raw[0])) for s in samples]
                 batch[m] = processors[m](raw) if m in processors else raw
+                if m == "text" and isinstance(raw[0], str):  # objectives that rewrite captions read them
+                    batch["text_raw"] = list(raw)
         for col, space in label_spaces.items():
             if col not in samples[0]:
                 continue

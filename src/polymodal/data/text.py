@@ -43,3 +43,28 @@ def clean_text(value: object, cfg: TextDataConfig | None = None, *, where: str =
             raise DataError(f"{where}: text is {len(value)} characters, over the limit of {cfg.max_chars}")
         value = value[: cfg.max_chars]
     return value
+
+
+def swap_word(text: str, old: str, new: str, where: str) -> str:
+    """``text`` with every whole-word ``old`` replaced by ``new``; a ``DataError`` naming ``where``
+    when ``old`` is not in it (a caption that does not say what it should)."""
+    pattern = re.compile(rf"\b{re.escape(old)}\b")
+    if not pattern.search(text):
+        raise DataError(f"{where}: caption {text!r} does not contain its direction {old!r}")
+    return pattern.sub(new, text)
+
+
+def word_swaps(text: str, groups: list[list[str]]) -> list[str]:
+    """Every rewrite of ``text`` with one word of a group replaced by another word of that group.
+
+    The first word of each group found in the text is swapped ("a star moving left" with
+    ``[["left", "right", "up", "down"]]`` -> "... right", "... up", "... down"); a text with no
+    group word has none. These are the hard negatives of ``swap-contrastive`` and the candidates
+    of the ``motion`` task: the same object in other words, so only the swapped word can decide.
+    """
+    out: list[str] = []
+    for group in groups:
+        found = next((w for w in group if re.search(rf"\b{re.escape(w)}\b", text)), None)
+        if found is not None:
+            out += [swap_word(text, found, other, "swap") for other in group if other != found]
+    return out

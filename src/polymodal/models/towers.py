@@ -130,7 +130,7 @@ def build_encoder(spec: dict[str, Any], *, local_files_only: bool | None = None,
     if modality == "video":
         from polymodal.models.encoders.video import VideoEncoder
 
-        frame_spec = dict(spec.get("frame") or {k: v for k, v in spec.items() if k not in ("num_frames", "temporal_pooling")})
+        frame_spec = dict(spec.get("frame") or {k: v for k, v in spec.items() if k not in ("num_frames", "temporal_pooling", "frame_differences")})
         frame_spec["modality"] = "image"
         return VideoEncoder(build_encoder(frame_spec, local_files_only=local_files_only, assets=assets), spec)
     if source.modality and modality != source.modality:

@@ -22,6 +22,7 @@ from polymodal.config import (
     MultiTaskConfig,
     SiglipConfig,
     SimCLRConfig,
+    SwapContrastiveConfig,
 )
 from polymodal.errors import ModelError
 from polymodal.objectives.base import Objective, ObjectiveResult, gather_features
@@ -40,11 +41,12 @@ from polymodal.objectives.registry import (
     register_objective,
 )
 from polymodal.objectives.self_supervised import MaskedLMLoss, SimCLRLoss
+from polymodal.objectives.swap_contrastive import SwapContrastiveLoss
 
 __all__ = [
     "OBJECTIVES", "CTCLoss", "CaptioningLoss", "ClassificationLoss", "ContrastiveLoss", "DistillationLoss",
     "EmbedDistillLoss", "MaskedLMLoss", "MultiTaskLoss", "Objective", "ObjectiveKind", "ObjectiveResult",
-    "SigLIPLoss", "SimCLRLoss", "build_objective", "gather_features", "objective_kind",
+    "SigLIPLoss", "SimCLRLoss", "SwapContrastiveLoss", "build_objective", "gather_features", "objective_kind",
     "register_objective",
 ]
 
@@ -68,6 +70,11 @@ def _pairs(cfg: Any) -> list[tuple[str, str]] | None:
 def _contrastive(cfg: ContrastiveConfig, model: nn.Module, _labels: Any) -> nn.Module:
     _needs_dual(model, "contrastive")
     return ContrastiveLoss(_pairs(cfg), cfg.gather_with_grad)
+
+
+def _swap_contrastive(cfg: SwapContrastiveConfig, model: nn.Module, _labels: Any) -> nn.Module:
+    _needs_dual(model, "swap-contrastive")
+    return SwapContrastiveLoss(model, cfg.swap_words, _pairs(cfg), cfg.text_modality, cfg.gather_with_grad)
 
 
 def _siglip(cfg: SiglipConfig, model: nn.Module, _labels: Any) -> nn.Module:
@@ -132,6 +139,8 @@ def _captioning(cfg: CaptioningConfig, model: nn.Module, _labels: Any) -> nn.Mod
 
 
 register_objective("contrastive", _contrastive, ContrastiveConfig, uses_labels=False)  # type: ignore[arg-type]
+register_objective("swap-contrastive", _swap_contrastive, SwapContrastiveConfig,  # type: ignore[arg-type]
+                   uses_labels=False)
 register_objective("siglip", _siglip, SiglipConfig, uses_labels=False)  # type: ignore[arg-type]
 register_objective("classification", _classification, ClassificationConfig, uses_labels=True)  # type: ignore[arg-type]
 register_objective("multitask", _multitask, MultiTaskConfig, uses_labels=True)  # type: ignore[arg-type]

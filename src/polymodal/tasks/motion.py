@@ -13,11 +13,11 @@ colour-shape combinations).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
 
+from polymodal.data.text import swap_word
 from polymodal.errors import DataError
 from polymodal.metrics import DEFAULT_BOOTSTRAP
 from polymodal.tasks.cache import EmbeddingCache, Encoder, Progress, normalize
@@ -27,13 +27,6 @@ from polymodal.tasks.result import TaskResult, metrics_with_intervals
 
 OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 CLIPS = 8  # clips kept in the result for the report's frame strips
-
-
-def swap_word(text: str, old: str, new: str, where: str) -> str:
-    pattern = re.compile(rf"\b{re.escape(old)}\b")
-    if not pattern.search(text):
-        raise DataError(f"{where}: caption {text!r} does not contain its direction {old!r}")
-    return pattern.sub(new, text)
 
 
 def run_motion(model: Any, data: EvalData, split: str = "test", *, column: str = "direction", modality: str = "video",

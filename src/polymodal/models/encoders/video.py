@@ -1,7 +1,11 @@
 """Video = a frame (image) encoder applied to each sampled frame + temporal pooling.
 
 Temporal pooling is a mean over frames, or a small transformer over the frame embeddings
-(with learned frame positions) followed by a mean.
+(with learned frame positions) followed by a mean. ``frame_differences`` feeds the frame
+tower frame 0 and then each frame minus the one before: a moving shape leaves a signed pair
+(where it arrived, where it left), so which way it moved is a local pattern any conv or patch
+can see, and a clip played backwards gives other inputs even to the mean (measured:
+docs/examples.md section 6).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class VideoEncoder(Encoder):
         self._spec = dict(spec)
         self.num_frames = int(spec.get("num_frames", 8))
         self.temporal_pooling = spec.get("temporal_pooling", "mean")
+        self.frame_differences = bool(spec.get("frame_differences", False))
         self.hidden_dim = self.pooled_dim = frame.pooled_dim
         self.bf16_safe = frame.bf16_safe
         self.image_size = getattr(frame, "image_size", None)
@@ -56,6 +61,8 @@ class VideoEncoder(Encoder):
 
     def forward_tokens(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, t = inputs.shape[:2]
+        if self.frame_differences:
+            inputs = torch.cat([inputs[:, :1], inputs[:, 1:] - inputs[:, :-1]], 1)
         per_frame = self.frame(inputs.flatten(0, 1)).view(b, t, -1)
         if self.temporal is not None:
             per_frame = self.temporal(per_frame + self.frame_pos[:, :t])
