@@ -72,6 +72,8 @@ class TextToImageModel(PretrainedMixin, nn.Module):
 
     # the UNet attends to the text tower's token sequence: cache tokens, not pooled vectors
     needs_tokens = True
+    # what ``generate`` returns (tasks/registry.py tells image generators from text decoders by it)
+    generates = "image"
 
     def __init__(self, text: Tower, spec: GeneratorSpec) -> None:
         super().__init__()
