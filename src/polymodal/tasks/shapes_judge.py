@@ -66,7 +66,7 @@ def scene_targets(row: dict[str, Any], where: str = "row") -> SceneTargets:
     objects = tuple(parse_objects(row["objects"])) if row.get("objects") else reading.objects
     for color, shape in objects:
         if color not in COLORS or shape not in SHAPES:
-            raise DataError(f"{where}: {color} {shape!r} is not a shapes colour and shape")
+            raise DataError(f"{where}: {color + ' ' + shape!r} is not a shapes colour and shape")
     if not objects:
         raise DataError(f"{where}: names no colour-shape object ({text!r})")
     return SceneTargets(tuple(objects), reading.relation if len(objects) >= 2 else None)
@@ -83,12 +83,12 @@ class ShapesJudge(PretrainedMixin, nn.Module):
         for c_in, c_out in ((3, w), (w, 2 * w), (2 * w, 2 * w), (2 * w, 4 * w)):
             layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
         self.features = nn.Sequential(*layers, nn.Flatten(), nn.Linear(4 * w * 16, 256), nn.ReLU())
-        self.heads = nn.ModuleDict({k: nn.Linear(256, len(v)) for k, v in HEADS.items()})
+        self.readers = nn.ModuleDict({k: nn.Linear(256, len(v)) for k, v in HEADS.items()})
         self.card_info: dict[str, Any] = {}
 
     def forward(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
         h = self.features(pixels)
-        return {k: head(h) for k, head in self.heads.items()}
+        return {k: head(h) for k, head in self.readers.items()}
 
     @staticmethod
     def pixels(images: Sequence[Image.Image]) -> torch.Tensor:
