@@ -117,3 +117,14 @@ def test_run_config_builds_the_model_and_its_objective(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="cannot be halved"):
         TextToImageModel(model.text_tower, GeneratorSpec(image_size=32, patch=8, block_out_channels=[8, 8, 8, 8],
                                                          cross_attention=[False, False, False, True]))
+
+
+def test_cached_text_tokens_of_different_lengths_stack_padded() -> None:
+    from polymodal.train.feature_cache import stack_tokens
+
+    short = (torch.ones(2, 4), torch.tensor([True, True]))
+    long = (torch.full((3, 4), 2.0), torch.tensor([True, True, True]))
+    batch = stack_tokens([short, long])
+    assert batch.values.shape == (2, 3, 4)
+    assert batch.mask.tolist() == [[True, True, False], [True, True, True]]
+    assert float(batch.values[0, 2].abs().sum()) == 0.0
