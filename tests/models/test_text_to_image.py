@@ -128,3 +128,10 @@ def test_cached_text_tokens_of_different_lengths_stack_padded() -> None:
     assert batch.values.shape == (2, 3, 4)
     assert batch.mask.tolist() == [[True, True, False], [True, True, True]]
     assert float(batch.values[0, 2].abs().sum()) == 0.0
+
+
+def test_the_example_config_asks_for_a_64px_generator_on_minilm() -> None:
+    cfg = load_config(Path(__file__).resolve().parents[2] / "examples" / "text_to_image.yaml",
+                      ["data.manifest=x/manifest.jsonl"])
+    assert (cfg.model.kind, cfg.model.preset, cfg.objective.kind) == ("text-to-image", "minilm", "diffusion")
+    assert cfg.model.generator.image_size == 64 and cfg.train.locked_towers == ["text"]

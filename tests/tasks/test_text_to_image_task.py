@@ -21,7 +21,7 @@ from polymodal.models.text_to_image import TextToImageModel
 from polymodal.models.towers import build_tower
 from polymodal.tasks import evaluate
 from polymodal.tasks.registry import TaskModelError, check_fits, get_task, tasks_for
-from polymodal.tasks.shapes_judge import HEADS, ShapesJudge, SceneTargets, judge_slots, scene_targets
+from polymodal.tasks.shapes_judge import HEADS, SceneTargets, ShapesJudge, judge_slots, scene_targets
 
 pytest.importorskip("diffusers", reason="text-to-image needs diffusers (the generate extra)")
 
