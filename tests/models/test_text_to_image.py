@@ -28,7 +28,7 @@ pytest.importorskip("diffusers", reason="text-to-image needs diffusers (the gene
 
 PROMPTS = ["a red square", "a blue square"]
 IMAGES = [Image.new("RGB", (96, 96), (230, 20, 20)), Image.new("RGB", (96, 96), (20, 20, 230))]
-SPEC = GeneratorSpec(image_size=32, patch=4, block_out_channels=[32, 32], cross_attention=[False, True],
+SPEC = GeneratorSpec(image_size=32, patch=4, block_out_channels=[16, 16], cross_attention=[False, True],
                      sample_steps=3, max_prompt_tokens=12)
 
 
@@ -45,7 +45,7 @@ def trained() -> tuple[TextToImageModel, list[float]]:
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     model.train()
     losses = []
-    for _ in range(4):
+    for _ in range(3):
         result = loss_fn(model(batch), batch)
         opt.zero_grad()
         result.loss.backward()
@@ -135,3 +135,32 @@ def test_the_example_config_asks_for_a_64px_generator_on_minilm() -> None:
                       ["data.manifest=x/manifest.jsonl"])
     assert (cfg.model.kind, cfg.model.preset, cfg.objective.kind) == ("text-to-image", "minilm", "diffusion")
     assert cfg.model.generator.image_size == 64 and cfg.train.locked_towers == ["text"]
+
+
+def test_generate_command_writes_a_png_and_refuses_bad_prompts(trained: tuple[TextToImageModel, list[float]],
+                                                              tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import click
+
+    from polymodal.cli.main import build_cli
+
+    model, _ = trained
+    folder = model.save_pretrained(tmp_path / "t2i")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        try:
+            code = build_cli().main(args=["generate", *args], prog_name="polymodal", standalone_mode=False)
+        except click.exceptions.Exit as exc:
+            code = exc.exit_code
+        out = capsys.readouterr()
+        return int(code or 0), out.out, out.err
+
+    target = tmp_path / "out" / "red.png"
+    code, out, _ = run(str(folder), "--prompt", "a red square", "--out", str(target), "--steps", "2")
+    assert code == 0 and out.strip() == str(target)
+    assert Image.open(target).size == (32, 32)
+    code, _, err = run(str(folder), "--prompt", "   ", "--steps", "2")
+    assert code == 2 and "prompt 0 is empty" in err and "Traceback" not in err
+    code, _, err = run(str(folder), "--prompt", "y" * (MAX_PROMPT_CHARS + 5), "--steps", "2")
+    assert code == 2 and f"the limit is {MAX_PROMPT_CHARS}" in err
+    code, _, err = run(str(folder), "--image", str(target))
+    assert code == 2 and "give --prompt TEXT" in err

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 import polymodal
 from polymodal.config import GeneratorSpec
@@ -108,3 +109,18 @@ def test_task_fits_only_image_generators(setup: tuple[TextToImageModel, Path, Pa
         check_fits(get_task("text-to-image"), polymodal.load("tiny-dual"))
     with pytest.raises(DataError, match="needs judge=FOLDER"):
         evaluate(model, "text-to-image", setup[1], cache=False)
+
+
+def test_train_judge_on_real_shapes_saves_a_loadable_model(tmp_path: Path) -> None:
+    from polymodal.data.builtin import make_dataset
+    from polymodal.tasks.shapes_judge import train_judge
+
+    manifest = make_dataset("shapes", tmp_path / "shapes", n=30, seed=0)
+    result = train_judge(manifest, tmp_path / "judge", epochs=1, width=8, batch_size=16)
+    assert {"main_color", "main_shape", "count"} <= set(result.test_accuracy) <= set(HEADS)
+    assert all(0.0 <= v <= 1.0 for v in result.test_accuracy.values())
+    loaded = polymodal.load(tmp_path / "judge")
+    assert isinstance(loaded, ShapesJudge)
+    assert json.loads((tmp_path / "judge" / "judge.json").read_text())["test_rows"] == result.test_rows
+    reading = loaded.predict([Image.new("RGB", (96, 96), "white")])[0]
+    assert set(reading) == set(HEADS)
