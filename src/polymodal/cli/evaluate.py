@@ -118,9 +118,17 @@ def t2i_limit_option() -> Any:
                                                      "(single-object, with a relation).")
 
 
-def _t2i_options(judge: Path | None, score_model: Path | None, limit: int | None) -> dict[str, Any]:
+def sample_steps_option() -> Any:
+    return typer.Option(None, "--sample-steps", min=1, help="text-to-image task: DDIM steps per image "
+                                                            "(default: the model's sample_steps).")
+
+
+def _t2i_options(judge: Path | None, score_model: Path | None, limit: int | None,
+                 steps: int | None = None) -> dict[str, Any]:
     """The text-to-image task's options (given to that task only)."""
     opts: dict[str, Any] = {"judge": judge} if judge else {}
+    if steps:
+        opts["steps"] = steps
     if score_model:
         opts["score_model"] = score_model
     if limit:
@@ -171,6 +179,7 @@ def register(app: typer.Typer) -> None:
         judge: Path | None = judge_option(),
         score_model: Path | None = score_model_option(),
         limit: int | None = t2i_limit_option(),
+        sample_steps: int | None = sample_steps_option(),
     ) -> None:
         """Evaluate one model on one task; the result JSON is written beside the model."""
         from polymodal.tasks import get_task
@@ -185,7 +194,7 @@ def register(app: typer.Typer) -> None:
                 opts["label_column"] = label_column
             opts.update(_asr_options([task], decoder, beam_width))
             if task == "text-to-image":
-                opts.update(_t2i_options(judge, score_model, limit))
+                opts.update(_t2i_options(judge, score_model, limit, sample_steps))
             get_task(task)
             with progress_updates("encoding") as progress:
                 result = evaluate(model, task, _with_root(data, root), split, cache=not no_cache, bootstrap=bootstrap,
@@ -219,6 +228,7 @@ def register(app: typer.Typer) -> None:
         judge: Path | None = judge_option(),
         score_model: Path | None = score_model_option(),
         limit: int | None = t2i_limit_option(),
+        sample_steps: int | None = sample_steps_option(),
     ) -> None:
         """Every model on every task -> leaderboard.{md,csv,json,html} and report.html in --out."""
         from polymodal.tasks import compare
@@ -233,7 +243,7 @@ def register(app: typer.Typer) -> None:
             if "asr" in task:
                 per_task["asr"] = {**per_task.get("asr", {}), **_asr_options(["asr"], decoder, beam_width)}
             if "text-to-image" in task:
-                per_task["text-to-image"] = _t2i_options(judge, score_model, limit)
+                per_task["text-to-image"] = _t2i_options(judge, score_model, limit, sample_steps)
             board = compare(
                 list(models), list(task), [_with_root(d, root) for d in data], out, split=split, bootstrap=bootstrap, cache=not no_cache,
                 columns=column_pairs(column), progress=progress, task_opts=per_task or None,
