@@ -1,4 +1,5 @@
-"""A ``shapes`` attribute classifier: the judge of what a text-to-image model drew.
+"""Training and scoring of the ``shapes`` attribute classifier (``models/shapes_judge.py``): the
+judge of what a text-to-image model drew.
 
 A small CNN trained on real ``shapes`` images reads a 64 px scene and says the main (largest,
 first-named) object's colour and shape, the second object's colour and shape, where the main
@@ -6,8 +7,8 @@ object sits relative to the second (above / below / left / right) and how many o
 are. Its own accuracy on real test images is measured when it is trained (``train_judge``),
 so a generator's score under it can be read against the judge's ceiling.
 
-The judge is a registered model class: it saves as safetensors + config.json and loads through
-``polymodal.load`` like any model.
+The judge is a registered model class (``models/shapes_judge.py``): it saves as safetensors +
+config.json and loads through ``polymodal.load`` like any model.
 """
 
 from __future__ import annotations
@@ -19,22 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
-from torch import nn
 
 from polymodal.data.builtin.shapes import RELATIONS
 from polymodal.errors import DataError
 from polymodal.metrics.captions import COLORS, SHAPES, parse_objects, read_caption
-from polymodal.models.hub import PretrainedMixin, register_model_class
+from polymodal.models.shapes_judge import COUNTS, HEADS, ShapesJudge
 
-IMAGE_SIZE = 64
-COUNTS = ("1", "2", "3")
-# head -> class names; the second object and the relation exist only in scenes of two or more
-HEADS: dict[str, tuple[str, ...]] = {"main_color": COLORS, "main_shape": SHAPES, "second_color": COLORS,
-                                     "second_shape": SHAPES, "relation": RELATIONS, "count": COUNTS}
+__all__ = ["HEADS", "JudgeTraining", "SceneTargets", "ShapesJudge", "judge_slots", "scene_targets", "train_judge"]
 
 
 @dataclass(frozen=True)
@@ -72,54 +66,6 @@ def scene_targets(row: dict[str, Any], where: str = "row") -> SceneTargets:
     return SceneTargets(tuple(objects), reading.relation if len(objects) >= 2 else None)
 
 
-class ShapesJudge(PretrainedMixin, nn.Module):
-    """Four stride-2 conv blocks (64 -> 4 px) flattened, so the heads keep where things are."""
-
-    def __init__(self, width: int = 32) -> None:
-        super().__init__()
-        self.width = int(width)
-        w = self.width
-        layers: list[nn.Module] = []
-        for c_in, c_out in ((3, w), (w, 2 * w), (2 * w, 2 * w), (2 * w, 4 * w)):
-            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
-        self.features = nn.Sequential(*layers, nn.Flatten(), nn.Linear(4 * w * 16, 256), nn.ReLU())
-        self.readers = nn.ModuleDict({k: nn.Linear(256, len(v)) for k, v in HEADS.items()})
-        self.card_info: dict[str, Any] = {}
-
-    def forward(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
-        h = self.features(pixels)
-        return {k: head(h) for k, head in self.readers.items()}
-
-    @staticmethod
-    def pixels(images: Sequence[Image.Image]) -> torch.Tensor:
-        arrays = [np.asarray(im.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC),
-                             dtype=np.uint8) for im in images]
-        return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-
-    @torch.inference_mode()
-    def predict(self, images: Sequence[Image.Image], batch_size: int = 128) -> list[dict[str, str]]:
-        """Per image: the class name each head picks."""
-        was = self.training
-        self.eval()
-        out: list[dict[str, str]] = []
-        try:
-            for k in range(0, len(images), batch_size):
-                logits = self(self.pixels(images[k:k + batch_size]))
-                picks = {h: v.argmax(-1).tolist() for h, v in logits.items()}
-                out += [{h: HEADS[h][picks[h][i]] for h in HEADS} for i in range(len(picks["count"]))]
-        finally:
-            self.train(was)
-        return out
-
-    def get_config(self) -> dict[str, Any]:
-        return {"width": self.width, "heads": {k: list(v) for k, v in HEADS.items()}}
-
-    @classmethod
-    def _from_config(cls, config: dict[str, Any], folder: Path) -> ShapesJudge:
-        return cls(int(config["width"]))
-
-
-register_model_class(ShapesJudge)
 
 
 def judge_slots(reading: dict[str, str], truth: SceneTargets) -> tuple[int, int]:
