@@ -105,6 +105,30 @@ class DecoderSpec(_Strict):
     max_length: int = Field(64, ge=4, le=512)
 
 
+class GeneratorSpec(_Strict):
+    """The image generator of a ``kind: text-to-image`` model (models/text_to_image.py): diffusers'
+    ``UNet2DConditionModel`` denoising pixels folded into ``patch`` x ``patch`` cells, reading the
+    text tower's tokens through cross-attention; DDPM noise in training, DDIM steps to sample."""
+
+    image_size: int = Field(64, ge=8, le=512)
+    # pixel-unshuffle factor: the UNet runs at image_size / patch with 3 * patch^2 channels
+    # (measured: at 64 px without folding the smallest UNet trained at ~2 samples/s on 2 cores)
+    patch: int = Field(4, ge=1, le=16)
+    block_out_channels: list[int] = Field(default_factory=lambda: [64, 128, 256])
+    # per down block: cross-attention to the text (else a plain ResNet block)
+    cross_attention: list[bool] = Field(default_factory=lambda: [False, True, True])
+    layers_per_block: int = Field(1, ge=1)
+    attention_head_dim: int = Field(8, ge=1)
+    norm_num_groups: int = Field(8, ge=1)
+    train_timesteps: int = Field(1000, ge=10)
+    # the text is replaced by a learned empty condition this often in training (classifier-free guidance)
+    condition_dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    sample_steps: int = Field(25, ge=1, le=1000)
+    guidance_scale: float = Field(3.0, ge=0.0)
+    # prompts longer than this many tokens are refused (generation's input cap)
+    max_prompt_tokens: int = Field(48, ge=4, le=512)
+
+
 class ModelConfig(_Strict):
     """Which model to build. ``preset`` is a name from ``polymodal models`` or a path
     (save_pretrained folder, HF folder, run dir). ``kind`` says what to build on top."""
@@ -118,10 +142,13 @@ class ModelConfig(_Strict):
     # ctc: speech recognition (the audio tower's frames -> a CTC head over characters)
     # embedding: the towers as they are, one or more (self-supervised training of one tower)
     # captioner: the image tower + ``decoder``, a text decoder with cross-attention
-    kind: Literal["dual", "fusion", "classifier", "ctc", "embedding", "captioner"] = "dual"
+    # text-to-image: the text tower + ``generator``, a conditional diffusion UNet
+    kind: Literal["dual", "fusion", "classifier", "ctc", "embedding", "captioner", "text-to-image"] = "dual"
     towers: list[TowerSpec] | None = None
     # captioner: the image tower of ``preset``/``towers`` feeds this decoder
     decoder: DecoderSpec = Field(default_factory=DecoderSpec)
+    # text-to-image: the text tower of ``preset``/``towers`` conditions this generator
+    generator: GeneratorSpec = Field(default_factory=GeneratorSpec)
     embed_dim: int | None = None
     init_temperature: float = Field(0.07, gt=0.0)
     learn_temperature: bool = True
@@ -306,6 +333,14 @@ class CaptioningConfig(ObjectiveConfig):
 
     kind: Literal["captioning"] = "captioning"
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+@register_objective_config
+class DiffusionConfig(ObjectiveConfig):
+    """Mean squared error between the noise a text-to-image model's UNet predicts and the noise
+    added (objectives/diffusion.py)."""
+
+    kind: Literal["diffusion"] = "diffusion"
 
 
 @register_objective_config

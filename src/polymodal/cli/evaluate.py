@@ -104,6 +104,39 @@ def _asr_options(tasks: list[str], decoder: str, beam_width: int) -> dict[str, A
     return {"decoder": decoder, "beam_width": beam_width}
 
 
+def judge_option() -> Any:
+    return typer.Option(None, "--judge", help="text-to-image task: the shapes attribute classifier's folder "
+                                              "(python -m polymodal.tasks.shapes_judge MANIFEST OUT).")
+
+
+def score_model_option() -> Any:
+    return typer.Option(None, "--score-model", help="text-to-image task: an aligned dual model scoring "
+                                                    "image-prompt cosine (e.g. the quickstart's model/).")
+
+
+def t2i_limit_option() -> Any:
+    return typer.Option(None, "--limit", min=1, help="text-to-image task: at most this many prompts per group "
+                                                     "(single-object, with a relation).")
+
+
+def sample_steps_option() -> Any:
+    return typer.Option(None, "--sample-steps", min=1, help="text-to-image task: DDIM steps per image "
+                                                            "(default: the model's sample_steps).")
+
+
+def _t2i_options(judge: Path | None, score_model: Path | None, limit: int | None,
+                 steps: int | None = None) -> dict[str, Any]:
+    """The text-to-image task's options (given to that task only)."""
+    opts: dict[str, Any] = {"judge": judge} if judge else {}
+    if steps:
+        opts["steps"] = steps
+    if score_model:
+        opts["score_model"] = score_model
+    if limit:
+        opts["limit"] = limit
+    return opts
+
+
 def register(app: typer.Typer) -> None:
     @app.command("tasks")
     def tasks_cmd() -> None:
@@ -144,6 +177,10 @@ def register(app: typer.Typer) -> None:
         revision: str | None = revision_option(),
         decoder: str = decoder_option(),
         beam_width: int = beam_option(),
+        judge: Path | None = judge_option(),
+        score_model: Path | None = score_model_option(),
+        limit: int | None = t2i_limit_option(),
+        sample_steps: int | None = sample_steps_option(),
     ) -> None:
         """Evaluate one model on one task; the result JSON is written beside the model."""
         from polymodal.tasks import get_task
@@ -157,6 +194,8 @@ def register(app: typer.Typer) -> None:
             if task != "retrieval" and label_column is not None:
                 opts["label_column"] = label_column
             opts.update(_asr_options([task], decoder, beam_width))
+            if task == "text-to-image":
+                opts.update(_t2i_options(judge, score_model, limit, sample_steps))
             get_task(task)
             with progress_updates("encoding") as progress:
                 result = evaluate(model, task, _with_root(data, root), split, cache=not no_cache, bootstrap=bootstrap,
@@ -187,6 +226,10 @@ def register(app: typer.Typer) -> None:
         revision: str | None = revision_option(),
         decoder: str = decoder_option(),
         beam_width: int = beam_option(),
+        judge: Path | None = judge_option(),
+        score_model: Path | None = score_model_option(),
+        limit: int | None = t2i_limit_option(),
+        sample_steps: int | None = sample_steps_option(),
     ) -> None:
         """Every model on every task -> leaderboard.{md,csv,json,html} and report.html in --out."""
         from polymodal.tasks import compare
@@ -200,6 +243,8 @@ def register(app: typer.Typer) -> None:
                 per_task["few-shot"] = {**per_task.get("few-shot", {}), **few}
             if "asr" in task:
                 per_task["asr"] = {**per_task.get("asr", {}), **_asr_options(["asr"], decoder, beam_width)}
+            if "text-to-image" in task:
+                per_task["text-to-image"] = _t2i_options(judge, score_model, limit, sample_steps)
             board = compare(
                 list(models), list(task), [_with_root(d, root) for d in data], out, split=split, bootstrap=bootstrap, cache=not no_cache,
                 columns=column_pairs(column), progress=progress, task_opts=per_task or None,

@@ -1,6 +1,7 @@
 """``polymodal generate MODEL --image PATH [--prompt TEXT]``: a quick look at what a captioning
 model says about an image (a caption, or with ``--prompt`` an answer); a thin shell over
-``CaptioningModel.generate``."""
+``CaptioningModel.generate``. On a text-to-image model, ``polymodal generate MODEL --prompt TEXT``
+draws the prompt and writes a PNG (``TextToImageModel.generate``)."""
 
 from __future__ import annotations
 
@@ -21,16 +22,31 @@ def generate_command(
     max_new_tokens: int | None = typer.Option(None, "--max-new-tokens",
                                               help="Cap on generated tokens (at most the decoder's max_length)."),
     temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature (--strategy sample)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for --strategy sample."),
+    seed: int = typer.Option(0, "--seed", help="Seed for --strategy sample (and for drawing an image)."),
+    out: Path | None = typer.Option(None, "--out", help="Text-to-image: the PNG to write (default "
+                                                       "./generated-<seed>.png)."),
+    steps: int | None = typer.Option(None, "--steps", help="Text-to-image: sampler steps (default: the model's)."),
+    guidance: float | None = typer.Option(None, "--guidance", help="Text-to-image: classifier-free guidance scale."),
 ) -> None:
-    """Caption images (or answer --prompt about them) with a trained captioning model."""
-    if not image:
-        fail("give at least one --image PATH")
+    """Caption images (or answer --prompt about them) with a trained captioning model, or draw
+    --prompt with a text-to-image model."""
     with user_errors():
         from polymodal.errors import ModelError
         from polymodal.models.loading import load_model
 
         loaded = load_model(model)
+        if getattr(loaded, "generates", None) == "image":
+            if prompt is None or image:
+                raise ModelError(f"{model} draws images from text: give --prompt TEXT (and no --image)")
+            target = out or Path(f"generated-{seed}.png")
+            drawn = loaded.generate([prompt], steps=steps, guidance_scale=guidance, seed=seed)[0]  # type: ignore[operator]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            drawn.save(target)
+            typer.echo(str(target))
+            return
+    if not image:
+        fail("give at least one --image PATH")
+    with user_errors():
         if not callable(getattr(loaded, "generate", None)) or "text" not in getattr(loaded, "towers", {}):
             raise ModelError(f"{model} ({type(loaded).__name__}) has no text decoder to generate with; train one "
                              "with `model.kind: captioner` (examples/captioning.yaml)")

@@ -7,7 +7,8 @@ the preset (or of a saved model / run dir / HF folder named by ``model.preset``)
 fusion + heads; fine-tuning one or more towers for classification/regression), ``ctc``
 (speech recognition: the audio tower's frames + a CTC head, ``models/ctc.py``), ``embedding``
 (the towers alone, as an EmbeddingModel: what self-supervised objectives train) or ``captioner``
-(the image tower + ``model.decoder``, a text decoder with cross-attention).
+(the image tower + ``model.decoder``, a text decoder with cross-attention) or ``text-to-image``
+(the text tower + ``model.generator``, a diffusion UNet conditioned on the text's tokens).
 """
 
 from __future__ import annotations
@@ -194,6 +195,13 @@ def _assemble(cfg: ModelConfig, parts: tuple[EmbeddingModel | None, dict[str, To
         return EmbeddingModel(towers)
     if cfg.kind == "captioner":
         return _captioner(cfg, towers, texts)
+    if cfg.kind == "text-to-image":
+        from polymodal.models.text_to_image import TextToImageModel
+
+        if "text" not in towers:
+            raise ModelError(f"a text-to-image model needs a text tower; {cfg.preset or 'the config'} gives "
+                             f"{list(towers)}: add one in model.towers")
+        return TextToImageModel(towers["text"], cfg.generator)
     if cfg.kind == "dual":
         if base is not None and not cfg.towers and isinstance(base, DualEncoder):
             if cfg.embed_dim is not None and cfg.embed_dim != base.embed_dim:

@@ -31,7 +31,8 @@ FORMAT = "polymodal-model"
 FORMAT_VERSION = 1
 # modules whose import registers polymodal's own model classes (each calls register_model_class)
 BUILTIN_MODEL_MODULES = ("polymodal.models.dual", "polymodal.models.fused", "polymodal.models.ctc",
-                         "polymodal.models.wrapped", "polymodal.models.captioner", "polymodal.export.onnx_model")
+                         "polymodal.models.wrapped", "polymodal.models.captioner", "polymodal.export.onnx_model",
+                         "polymodal.models.text_to_image", "polymodal.models.shapes_judge")
 
 C = TypeVar("C", bound=type)
 

@@ -49,4 +49,13 @@ class CaptionOutput:
     targets: torch.Tensor
 
 
-ModelOutput = EmbeddingOutput | ClassifierOutput | CTCOutput | CaptionOutput
+@dataclass
+class DiffusionOutput:
+    """A text-to-image model's training pass: the UNet's prediction for noised images and what it
+    should have predicted (the added noise), both (B, C, H, W) in the UNet's folded pixel space."""
+
+    prediction: torch.Tensor
+    target: torch.Tensor
+
+
+ModelOutput = EmbeddingOutput | ClassifierOutput | CTCOutput | CaptionOutput | DiffusionOutput

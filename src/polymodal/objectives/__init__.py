@@ -16,6 +16,7 @@ from polymodal.config import (
     ClassificationConfig,
     ContrastiveConfig,
     CTCConfig,
+    DiffusionConfig,
     DistillConfig,
     EmbedDistillConfig,
     MaskedLMConfig,
@@ -30,6 +31,7 @@ from polymodal.objectives.captioning import CaptioningLoss
 from polymodal.objectives.classification import ClassificationLoss
 from polymodal.objectives.contrastive import ContrastiveLoss, SigLIPLoss
 from polymodal.objectives.ctc import CTCLoss
+from polymodal.objectives.diffusion import DiffusionLoss
 from polymodal.objectives.distill import DistillationLoss
 from polymodal.objectives.embed_distill import EmbedDistillLoss, load_targets
 from polymodal.objectives.multitask import MultiTaskLoss
@@ -44,7 +46,8 @@ from polymodal.objectives.self_supervised import MaskedLMLoss, SimCLRLoss
 from polymodal.objectives.swap_contrastive import SwapContrastiveLoss
 
 __all__ = [
-    "OBJECTIVES", "CTCLoss", "CaptioningLoss", "ClassificationLoss", "ContrastiveLoss", "DistillationLoss",
+    "OBJECTIVES", "CTCLoss", "CaptioningLoss", "ClassificationLoss", "ContrastiveLoss", "DiffusionLoss",
+    "DistillationLoss",
     "EmbedDistillLoss", "MaskedLMLoss", "MultiTaskLoss", "Objective", "ObjectiveKind", "ObjectiveResult",
     "SigLIPLoss", "SimCLRLoss", "SwapContrastiveLoss", "build_objective", "gather_features", "objective_kind",
     "register_objective",
@@ -138,6 +141,12 @@ def _captioning(cfg: CaptioningConfig, model: nn.Module, _labels: Any) -> nn.Mod
     return CaptioningLoss(cfg.label_smoothing)
 
 
+def _diffusion(_cfg: DiffusionConfig, model: nn.Module, _labels: Any) -> nn.Module:
+    if not callable(getattr(model, "denoise", None)):
+        raise ModelError("the diffusion objective needs a text-to-image model (model.kind: text-to-image)")
+    return DiffusionLoss()
+
+
 register_objective("contrastive", _contrastive, ContrastiveConfig, uses_labels=False)  # type: ignore[arg-type]
 register_objective("swap-contrastive", _swap_contrastive, SwapContrastiveConfig,  # type: ignore[arg-type]
                    uses_labels=False)
@@ -150,3 +159,4 @@ register_objective("embed-distill", _embed_distill, EmbedDistillConfig, uses_lab
 register_objective("simclr", _simclr, SimCLRConfig, uses_labels=False)  # type: ignore[arg-type]
 register_objective("mlm", _mlm, MaskedLMConfig, uses_labels=False)  # type: ignore[arg-type]
 register_objective("captioning", _captioning, CaptioningConfig, uses_labels=False)  # type: ignore[arg-type]
+register_objective("diffusion", _diffusion, DiffusionConfig, uses_labels=False)  # type: ignore[arg-type]

@@ -29,7 +29,7 @@ class Task:
     run: TaskRunner
     # what the model must offer: "encode" (DualEncoder-like), "logits" (FusionModel-like),
     # "transcribe" (a CTC model or a speech recognition baseline) or "generate" (a model with a
-    # text decoder: CaptioningModel)
+    # text decoder: CaptioningModel) or "draw" (a model that generates images: TextToImageModel)
     needs: str = "encode"
 
 
@@ -63,10 +63,11 @@ def _add_builtins() -> None:
     from polymodal.tasks.linear_probe import LINEAR_PROBE_TASK
     from polymodal.tasks.motion import MOTION_TASK
     from polymodal.tasks.retrieval import RETRIEVAL_TASK
+    from polymodal.tasks.text_to_image import TEXT_TO_IMAGE_TASK
     from polymodal.tasks.zeroshot import ZEROSHOT_TASK
 
     for task in (ZEROSHOT_TASK, RETRIEVAL_TASK, LINEAR_PROBE_TASK, CLASSIFICATION_TASK, FEW_SHOT_TASK, ASR_TASK,
-                 MOTION_TASK, CAPTIONING_TASK, GENERATIVE_VQA_TASK):
+                 MOTION_TASK, CAPTIONING_TASK, GENERATIVE_VQA_TASK, TEXT_TO_IMAGE_TASK):
         if task.name not in _TASKS:
             register_task(task)
 
@@ -101,12 +102,20 @@ def _meets(task: Task, model: Any) -> bool:
         return callable(getattr(model, "transcribe", None))
     if task.needs == "generate":
         return _generates(model)
+    if task.needs == "draw":
+        return _draws(model)
     return True
 
 
 def _generates(model: Any) -> bool:
     # a text decoder behind ``generate(images, prompts)``; torch modules have no ``generate`` of their own
-    return callable(getattr(model, "generate", None)) and "text" in (getattr(model, "towers", None) or {})
+    return (callable(getattr(model, "generate", None)) and "text" in (getattr(model, "towers", None) or {})
+            and not _draws(model))
+
+
+def _draws(model: Any) -> bool:
+    # a text-to-image model's ``generate(prompts)`` returns images; its text tower reads, it does not write
+    return callable(getattr(model, "generate", None)) and getattr(model, "generates", None) == "image"
 
 
 def why_not(task: Task, model: Any) -> str | None:
@@ -121,6 +130,8 @@ def why_not(task: Task, model: Any) -> str | None:
         return "cannot transcribe speech (no CTC head: train one with model.kind: ctc)"
     if task.needs == "generate" and not _generates(model):
         return "has no text decoder"
+    if task.needs == "draw" and not _draws(model):
+        return "does not generate images"
     return None
 
 
@@ -138,7 +149,8 @@ def check_fits(task: Task, model: Any, name: str | None = None) -> None:
     fits = tasks_for(model)
     hint = f"; tasks that fit: {', '.join(fits)}" if fits else ""
     extra = {"logits": " (fine-tune a classifier to get one: `model.kind: classifier`, see examples/)",
-             "generate": " (train one: `model.kind: captioner`, see examples/captioning.yaml)"}.get(task.needs, "")
+             "generate": " (train one: `model.kind: captioner`, see examples/captioning.yaml)",
+             "draw": " (train one: `model.kind: text-to-image`, see examples/text_to_image.yaml)"}.get(task.needs, "")
     raise TaskModelError(f"{label} {reason}, so the {task.name!r} task cannot run on it{hint}{extra}")
 
 

@@ -109,5 +109,13 @@ def stack_features(raw: list[torch.Tensor]) -> PooledFeatures:
 
 
 def stack_tokens(raw: list[tuple[torch.Tensor, torch.Tensor]]) -> TokenFeatures:
-    """The collate step for a modality whose token sequences are cached (one length per tower)."""
-    return TokenFeatures(torch.stack([v for v, _ in raw]), torch.stack([m for _, m in raw]))
+    """The collate step for a modality whose token sequences are cached: an image grid has one
+    length per tower, a text's length is its caching batch's longest, so shorter rows are padded
+    (zeros, masked out) to the longest here."""
+    longest = max(int(v.shape[0]) for v, _ in raw)
+    values = torch.zeros((len(raw), longest, *raw[0][0].shape[1:]), dtype=raw[0][0].dtype)
+    mask = torch.zeros((len(raw), longest), dtype=raw[0][1].dtype)
+    for i, (v, m) in enumerate(raw):
+        values[i, : v.shape[0]] = v
+        mask[i, : m.shape[0]] = m
+    return TokenFeatures(values, mask)

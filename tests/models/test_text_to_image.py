@@ -1,0 +1,183 @@
+"""TextToImageModel on tiny parts: the tiny BERT text tower and a two-block UNet at 32 px.
+
+The module's model is trained for a few steps on two flat-colour images, so the training
+step, generation, save/load and the prompt checks run on the real diffusers UNet and
+schedulers, not on stand-ins.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import polymodal
+from polymodal.config import GeneratorSpec, load_config
+from polymodal.errors import ModelError
+from polymodal.models import build_model
+from polymodal.models.outputs import DiffusionOutput
+from polymodal.models.text_to_image import MAX_PROMPT_CHARS, TextToImageModel
+from polymodal.models.towers import build_tower
+from polymodal.objectives import build_objective
+from polymodal.objectives.diffusion import DiffusionLoss
+
+pytest.importorskip("diffusers", reason="text-to-image needs diffusers (the generate extra)")
+
+PROMPTS = ["a red square", "a blue square"]
+IMAGES = [Image.new("RGB", (96, 96), (230, 20, 20)), Image.new("RGB", (96, 96), (20, 20, 230))]
+SPEC = GeneratorSpec(image_size=32, patch=4, block_out_channels=[16, 16], cross_attention=[False, True],
+                     sample_steps=3, max_prompt_tokens=12)
+
+
+def tiny_model(seed: int = 0) -> TextToImageModel:
+    torch.manual_seed(seed)
+    return TextToImageModel(build_tower({"modality": "text", "source": "tiny", "name_or_path": "bert"}), SPEC)
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[TextToImageModel, list[float]]:
+    model = tiny_model()
+    batch = {"image": model.pixels(IMAGES), "text": model.processors["text"](PROMPTS), "id": ["r", "b"]}
+    loss_fn = DiffusionLoss()
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    model.train()
+    losses = []
+    for _ in range(3):
+        result = loss_fn(model(batch), batch)
+        opt.zero_grad()
+        result.loss.backward()
+        opt.step()
+        losses.append(float(result.loss.detach()))
+    model.eval()
+    return model, losses
+
+
+def test_a_training_step_predicts_noise_and_updates_the_unet(trained: tuple[TextToImageModel, list[float]]) -> None:
+    model, losses = trained
+    fresh = tiny_model()
+    assert all(np.isfinite(losses))
+    changed = [n for (n, p), q in zip(model.unet.named_parameters(), fresh.unet.parameters(), strict=True)
+               if not torch.equal(p, q)]
+    assert changed, "no UNet weight moved"
+    batch = {"image": model.pixels(IMAGES), "text": model.processors["text"](PROMPTS)}
+    out = model(batch)  # eval mode: validation noise is fixed, so the loss is a number to track
+    assert isinstance(out, DiffusionOutput)
+    assert out.prediction.shape == out.target.shape == (2, 48, 8, 8)
+    assert torch.equal(model(batch).target, out.target)
+
+
+def test_generate_draws_seeded_images_of_the_models_size(trained: tuple[TextToImageModel, list[float]]) -> None:
+    model, _ = trained
+    state = torch.random.get_rng_state()
+    images = model.generate(PROMPTS, steps=2, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's RNG is left alone
+    assert [im.size for im in images] == [(32, 32), (32, 32)]
+    again = model.generate(PROMPTS, steps=2, seed=3)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(images, again, strict=True))
+    other = model.generate(PROMPTS, steps=2, seed=4)
+    assert not np.array_equal(np.asarray(images[0]), np.asarray(other[0]))
+
+
+def test_save_load_round_trip_draws_the_same_images(trained: tuple[TextToImageModel, list[float]],
+                                                     tmp_path: Path) -> None:
+    model, _ = trained
+    model.save_pretrained(str(tmp_path / "t2i"))
+    loaded = polymodal.load(tmp_path / "t2i")
+    assert isinstance(loaded, TextToImageModel)
+    assert loaded.spec == model.spec
+    a = model.generate(PROMPTS[:1], steps=2, seed=1)[0]
+    b = loaded.generate(PROMPTS[:1], steps=2, seed=1)[0]
+    assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_bad_prompts_are_refused_naming_them(trained: tuple[TextToImageModel, list[float]]) -> None:
+    model, _ = trained
+    with pytest.raises(ModelError, match="prompt 1 is empty"):
+        model.generate(["a red square", "  "], steps=2)
+    with pytest.raises(ModelError, match=f"prompt 0 .* the limit is {MAX_PROMPT_CHARS}"):
+        model.generate(["x" * (MAX_PROMPT_CHARS + 1)], steps=2)
+    with pytest.raises(ModelError, match="prompt 0 .* tokens; the limit is 12"):
+        model.generate(["a red square " * 6], steps=2)
+    with pytest.raises(ModelError, match="steps=0 is outside"):
+        model.generate(PROMPTS, steps=0)
+
+
+def test_run_config_builds_the_model_and_its_objective(tmp_path: Path) -> None:
+    cfg_file = tmp_path / "t2i.yaml"
+    cfg_file.write_text("model: {preset: tiny-dual, kind: text-to-image, generator: {image_size: 32, patch: 4, "
+                        "block_out_channels: [32, 32], cross_attention: [false, true]}}\nobjective: {kind: diffusion}\n",
+                        encoding="utf-8")
+    cfg = load_config(cfg_file)
+    model = build_model(cfg.model)
+    assert isinstance(model, TextToImageModel) and list(model.towers) == ["text"]
+    assert isinstance(build_objective(cfg.objective, model, {}), DiffusionLoss)
+    with pytest.raises(ModelError, match="cannot be halved"):
+        TextToImageModel(model.text_tower, GeneratorSpec(image_size=32, patch=8, block_out_channels=[8, 8, 8, 8],
+                                                         cross_attention=[False, False, False, True]))
+
+
+def test_cached_text_tokens_of_different_lengths_stack_padded() -> None:
+    from polymodal.train.feature_cache import stack_tokens
+
+    short = (torch.ones(2, 4), torch.tensor([True, True]))
+    long = (torch.full((3, 4), 2.0), torch.tensor([True, True, True]))
+    batch = stack_tokens([short, long])
+    assert batch.values.shape == (2, 3, 4)
+    assert batch.mask.tolist() == [[True, True, False], [True, True, True]]
+    assert float(batch.values[0, 2].abs().sum()) == 0.0
+
+
+def test_the_example_config_asks_for_a_64px_generator_on_minilm() -> None:
+    cfg = load_config(Path(__file__).resolve().parents[2] / "examples" / "text_to_image.yaml",
+                      ["data.manifest=x/manifest.jsonl"])
+    assert (cfg.model.kind, cfg.model.preset, cfg.objective.kind) == ("text-to-image", "minilm", "diffusion")
+    assert cfg.model.generator.image_size == 64 and cfg.train.locked_towers == ["text"]
+
+
+def test_generate_command_writes_a_png_and_refuses_bad_prompts(trained: tuple[TextToImageModel, list[float]],
+                                                              tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import click
+
+    from polymodal.cli.main import build_cli
+
+    model, _ = trained
+    folder = model.save_pretrained(tmp_path / "t2i")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        try:
+            code = build_cli().main(args=["generate", *args], prog_name="polymodal", standalone_mode=False)
+        except click.exceptions.Exit as exc:
+            code = exc.exit_code
+        out = capsys.readouterr()
+        return int(code or 0), out.out, out.err
+
+    target = tmp_path / "out" / "red.png"
+    code, out, _ = run(str(folder), "--prompt", "a red square", "--out", str(target), "--steps", "2")
+    assert code == 0 and out.strip() == str(target)
+    assert Image.open(target).size == (32, 32)
+    code, _, err = run(str(folder), "--prompt", "   ", "--steps", "2")
+    assert code == 2 and "prompt 0 is empty" in err and "Traceback" not in err
+    code, _, err = run(str(folder), "--prompt", "y" * (MAX_PROMPT_CHARS + 5), "--steps", "2")
+    assert code == 2 and f"the limit is {MAX_PROMPT_CHARS}" in err
+    code, _, err = run(str(folder), "--image", str(target))
+    assert code == 2 and "give --prompt TEXT" in err
+
+
+def test_ddim_sampling_with_a_perfect_noise_predictor_draws_the_target(trained: tuple[TextToImageModel, list[float]],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # the sampler loop (schedule, guidance, folding, pixel conversion) is what is checked: the UNet is replaced
+    # by the exact noise of one known image, so anything but that image back is the loop's fault
+    model, _ = trained
+    target = model.fold(model.pixels([Image.new("RGB", (32, 32), (200, 40, 90))]))
+    alphas = model.scheduler("ddim").alphas_cumprod
+
+    def oracle(noisy: torch.Tensor, steps: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        a = alphas[steps.long()].view(-1, 1, 1, 1)
+        return (noisy - a.sqrt() * target) / (1 - a).sqrt()
+
+    monkeypatch.setattr(model, "denoise", oracle)
+    drawn = np.asarray(model.generate(["a pink square"], steps=4, guidance_scale=3.0)[0]).astype(int)
+    assert np.abs(drawn - np.array([200, 40, 90])).max() <= 2
