@@ -19,7 +19,7 @@ from polymodal.config import GeneratorSpec, load_config
 from polymodal.errors import ModelError
 from polymodal.models import build_model
 from polymodal.models.outputs import DiffusionOutput
-from polymodal.models.text_to_image import MAX_PROMPT_CHARS, TextToImageModel
+from polymodal.models.text_to_image import MAX_PROMPT_CHARS, TextToImageModel, build_unet
 from polymodal.models.towers import build_tower
 from polymodal.objectives import build_objective
 from polymodal.objectives.diffusion import DiffusionLoss
@@ -28,7 +28,7 @@ pytest.importorskip("diffusers", reason="text-to-image needs diffusers (the gene
 
 PROMPTS = ["a red square", "a blue square"]
 IMAGES = [Image.new("RGB", (96, 96), (230, 20, 20)), Image.new("RGB", (96, 96), (20, 20, 230))]
-SPEC = GeneratorSpec(image_size=32, patch=4, block_out_channels=[16, 16], cross_attention=[False, True],
+SPEC = GeneratorSpec(image_size=32, patch=4, block_out_channels=[48, 48], cross_attention=[False, True],
                      sample_steps=3, max_prompt_tokens=12)
 
 
@@ -108,7 +108,7 @@ def test_bad_prompts_are_refused_naming_them(trained: tuple[TextToImageModel, li
 def test_run_config_builds_the_model_and_its_objective(tmp_path: Path) -> None:
     cfg_file = tmp_path / "t2i.yaml"
     cfg_file.write_text("model: {preset: tiny-dual, kind: text-to-image, generator: {image_size: 32, patch: 4, "
-                        "block_out_channels: [32, 32], cross_attention: [false, true]}}\nobjective: {kind: diffusion}\n",
+                        "block_out_channels: [48, 48], cross_attention: [false, true]}}\nobjective: {kind: diffusion}\n",
                         encoding="utf-8")
     cfg = load_config(cfg_file)
     model = build_model(cfg.model)
@@ -181,3 +181,9 @@ def test_ddim_sampling_with_a_perfect_noise_predictor_draws_the_target(trained: 
     monkeypatch.setattr(model, "denoise", oracle)
     drawn = np.asarray(model.generate(["a pink square"], steps=4, guidance_scale=3.0)[0]).astype(int)
     assert np.abs(drawn - np.array([200, 40, 90])).max() <= 2
+
+
+def test_a_first_level_narrower_than_a_folded_cell_is_warned_about() -> None:
+    # 4x4 cells are 48 channels; 16 cannot carry them (a real run drew noise this way)
+    with pytest.warns(UserWarning, match="fewer than the 48 of a folded 4x4 cell"):
+        build_unet(GeneratorSpec(image_size=32, patch=4, block_out_channels=[16, 16], cross_attention=[False, True]), 32)

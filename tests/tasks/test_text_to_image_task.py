@@ -58,7 +58,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[TextToImageModel, P
     torch.manual_seed(0)
     # untrained: what it draws does not matter here, the rigged judge decides every reading
     model = TextToImageModel(build_tower({"modality": "text", "source": "tiny", "name_or_path": "bert"}),
-                             GeneratorSpec(image_size=32, patch=4, block_out_channels=[16, 16],
+                             GeneratorSpec(image_size=32, patch=4, block_out_channels=[48, 48],
                                            cross_attention=[False, True]))
     model.eval()
     return model, manifest, rigged_judge(base / "judge")
