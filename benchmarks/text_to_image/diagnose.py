@@ -8,6 +8,8 @@
     between images and a large one inside each).
 
     python benchmarks/text_to_image/diagnose.py runs/t2i/model data/shapes/manifest.jsonl runs/shapes-judge
+    # a checkpoint of a run still training: its weights in the run's config.yaml's model
+    python benchmarks/text_to_image/diagnose.py runs/t2i/checkpoints/step-00000300 ... --only-losses
 """
 
 from __future__ import annotations
@@ -41,6 +43,19 @@ def wrong_captions(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def load_any(path: Path) -> Any:
+    """A saved model folder, or a training checkpoint (``RUN/checkpoints/step-N``) read into its run's model."""
+    if not (path / "state.json").exists():
+        return polymodal.load(path)
+    from polymodal.config import load_config
+    from polymodal.models import build_model
+    from polymodal.train.checkpoint import load_checkpoint
+
+    model = build_model(load_config(path.parent.parent / "config.yaml").model)
+    load_checkpoint(path, model)
+    return model
+
+
 def bucket_losses(model: Any, clean: torch.Tensor, texts: list[str], seed: int) -> list[float]:
     tokens, mask = model.condition(model.text_tower.preprocess(texts))
     sched = model.scheduler()
@@ -68,9 +83,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=48, help="single-object test rows")
     parser.add_argument("--steps", type=int, default=25, help="DDIM steps over the whole schedule")
     parser.add_argument("--guidance", type=float, default=None)
+    parser.add_argument("--only-losses", action="store_true", help="(a) only: seconds, not minutes")
     args = parser.parse_args()
     torch.manual_seed(0)
-    model = polymodal.load(args.model)
+    model = load_any(args.model)
     model.eval()
     judge = polymodal.load(args.judge)
     rows = [json.loads(line) for line in args.manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -87,6 +103,8 @@ def main() -> None:
         print("(a) loss per timestep bucket, own caption vs. another colour+shape's:")
         for (lo, hi), a, b in zip(BUCKETS, right, wrong, strict=True):
             print(f"    t in [{lo:4d}, {hi:4d}): own {a:.4f}  wrong {b:.4f}  ratio {b / max(a, 1e-12):.2f}")
+        if args.only_losses:
+            return
         tokens, mask = model.condition(model.text_tower.preprocess(texts))
         print(f"(b) judge on real test images: {judged(judge, images, rows):.3f}")
         timesteps = model.sampling_timesteps(args.steps)
