@@ -126,11 +126,12 @@ class GeneratorSpec(_Strict):
     sample_steps: int = Field(25, ge=1, le=1000)
     guidance_scale: float = Field(3.0, ge=0.0)
     # what the UNet predicts: the added noise (DDPM), the velocity sqrt(a)*noise - sqrt(1-a)*image, or the clean
-    # image (diffusers' prediction_type). Epsilon has to be divided by sqrt(alpha_bar) ~ 0.03 to give an image
-    # at the noisiest steps; v and sample give one at every step (docs/examples.md section 10)
+    # image (diffusers' prediction_type). An epsilon model's image estimate is divided by sqrt(alpha_bar), 0.03-0.06
+    # at DDIM's first steps; v and sample give the image directly there (docs/examples.md section 10)
     prediction_type: Literal["epsilon", "v_prediction", "sample"] = "v_prediction"
-    # min-SNR-gamma loss weighting (Hang et al. 2023): timesteps whose signal-to-noise ratio exceeds gamma weigh
-    # gamma/SNR as much, so the nearly-clean steps stop dominating the gradient; null: plain MSE
+    # min-SNR-gamma loss weighting (Hang et al. 2023): as an image-space error each step weighs min(SNR, gamma),
+    # so the nearly-clean steps stop dominating the gradient (the form per prediction type:
+    # TextToImageModel.loss_weights); null: plain MSE
     min_snr_gamma: float | None = Field(5.0, gt=0.0)
     # the masked mean of the text tokens is also projected into the UNet's time embedding (diffusers'
     # class_embed_type="projection"), so every ResNet block sees the prompt, not only the attention blocks
