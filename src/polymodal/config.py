@@ -125,6 +125,17 @@ class GeneratorSpec(_Strict):
     condition_dropout: float = Field(0.1, ge=0.0, lt=1.0)
     sample_steps: int = Field(25, ge=1, le=1000)
     guidance_scale: float = Field(3.0, ge=0.0)
+    # what the UNet predicts: the added noise (DDPM), the velocity sqrt(a)*noise - sqrt(1-a)*image, or the clean
+    # image (diffusers' prediction_type). An epsilon model's image estimate is divided by sqrt(alpha_bar), 0.03-0.06
+    # at DDIM's first steps; v and sample give the image directly there (docs/examples.md section 10)
+    prediction_type: Literal["epsilon", "v_prediction", "sample"] = "v_prediction"
+    # min-SNR-gamma loss weighting (Hang et al. 2023): as an image-space error each step weighs min(SNR, gamma),
+    # so the nearly-clean steps stop dominating the gradient (the form per prediction type:
+    # TextToImageModel.loss_weights); null: plain MSE
+    min_snr_gamma: float | None = Field(5.0, gt=0.0)
+    # the masked mean of the text tokens is also projected into the UNet's time embedding (diffusers'
+    # class_embed_type="projection"), so every ResNet block sees the prompt, not only the attention blocks
+    pooled_condition: bool = True
     # prompts longer than this many tokens are refused (generation's input cap)
     max_prompt_tokens: int = Field(48, ge=4, le=512)
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch import nn
 
 import polymodal
 from polymodal.config import GeneratorSpec, load_config
@@ -166,21 +167,82 @@ def test_generate_command_writes_a_png_and_refuses_bad_prompts(trained: tuple[Te
     assert code == 2 and "give --prompt TEXT" in err
 
 
-def test_ddim_sampling_with_a_perfect_noise_predictor_draws_the_target(trained: tuple[TextToImageModel, list[float]],
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
+def test_ddim_sampling_with_a_perfect_predictor_draws_the_target(trained: tuple[TextToImageModel, list[float]],
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 prediction_type: str) -> None:
     # the sampler loop (schedule, guidance, folding, pixel conversion) is what is checked: the UNet is replaced
-    # by the exact noise of one known image, so anything but that image back is the loop's fault
+    # by the exact noise / velocity / clean image of one known image, so anything but that image back is the
+    # loop's fault (or a prediction type the scheduler reads differently from how training builds its target)
     model, _ = trained
+    monkeypatch.setattr(model, "spec", model.spec.model_copy(update={"prediction_type": prediction_type}))
     target = model.fold(model.pixels([Image.new("RGB", (32, 32), (200, 40, 90))]))
-    alphas = model.scheduler("ddim").alphas_cumprod
+    sched = model.scheduler("ddpm")
+    alphas = sched.alphas_cumprod
 
     def oracle(noisy: torch.Tensor, steps: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         a = alphas[steps.long()].view(-1, 1, 1, 1)
-        return (noisy - a.sqrt() * target) / (1 - a).sqrt()
+        noise = (noisy - a.sqrt() * target) / (1 - a).sqrt()
+        return model.training_target(sched, target.expand_as(noisy), noise, steps)
 
     monkeypatch.setattr(model, "denoise", oracle)
     drawn = np.asarray(model.generate(["a pink square"], steps=4, guidance_scale=3.0)[0]).astype(int)
     assert np.abs(drawn - np.array([200, 40, 90])).max() <= 2
+
+
+def test_min_snr_weights_cap_the_clean_steps_and_weigh_the_loss(trained: tuple[TextToImageModel, list[float]],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    model, _ = trained
+    sched = model.scheduler()
+    steps = torch.tensor([1, 100, 500, 990])
+    weights = model.loss_weights(sched, steps)  # v-prediction: min(SNR, 5) / (SNR + 1)
+    assert weights is not None and torch.all(weights <= 1) and torch.all(weights > 0)
+    assert float(weights[0]) < 0.01 < float(weights[2])  # SNR above gamma: nearly-clean steps are capped
+    prediction, target = torch.zeros(2, 48, 8, 8), torch.ones(2, 48, 8, 8)
+    weighed = DiffusionLoss()(DiffusionOutput(prediction, target, torch.tensor([1.0, 0.0])), {})
+    assert float(weighed.loss) == pytest.approx(0.5) and float(weighed.metrics["noise_mse"]) == pytest.approx(1.0)
+    monkeypatch.setattr(model, "spec", model.spec.model_copy(update={"min_snr_gamma": None}))
+    assert model.loss_weights(sched, steps) is None
+
+
+def test_the_pooled_text_reaches_a_unet_whose_attention_is_silenced() -> None:
+    # with no attention block and the mid block's attention zeroed, the pooled prompt in the time embedding is
+    # the only way the text gets in
+    tower = build_tower({"modality": "text", "source": "tiny", "name_or_path": "bert"})
+    texts = tower.preprocess(PROMPTS)
+    noisy, steps = torch.randn(1, 48, 8, 8).expand(2, -1, -1, -1), torch.tensor([500, 500])
+    outputs = {}
+    for pooled in (True, False):
+        torch.manual_seed(0)
+        model = TextToImageModel(tower, SPEC.model_copy(update={"cross_attention": [False, False],
+                                                                "pooled_condition": pooled}))
+        for block in model.unet.modules():  # the mid block's cross-attention adds nothing to its input
+            if type(block).__name__ == "Transformer2DModel":
+                nn.init.zeros_(block.proj_out.weight)
+                nn.init.zeros_(block.proj_out.bias)
+        with torch.no_grad():
+            outputs[pooled] = model.denoise(noisy, steps, *model.condition(texts))
+    assert not torch.allclose(outputs[True][0], outputs[True][1])
+    assert torch.allclose(outputs[False][0], outputs[False][1])
+
+
+def test_a_model_saved_before_the_prediction_options_loads_as_it_was_trained(tmp_path: Path) -> None:
+    import json
+
+    torch.manual_seed(0)
+    legacy = TextToImageModel(build_tower({"modality": "text", "source": "tiny", "name_or_path": "bert"}),
+                              SPEC.model_copy(update={"prediction_type": "epsilon", "min_snr_gamma": None,
+                                                      "pooled_condition": False}))
+    folder = legacy.save_pretrained(tmp_path / "old")
+    config_file = Path(folder) / "config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    for key in ("prediction_type", "min_snr_gamma", "pooled_condition"):
+        del config["model"]["generator"][key]
+    config_file.write_text(json.dumps(config), encoding="utf-8")
+    loaded = polymodal.load(folder)
+    assert isinstance(loaded, TextToImageModel)
+    assert (loaded.spec.prediction_type, loaded.spec.min_snr_gamma, loaded.spec.pooled_condition) == \
+        ("epsilon", None, False)
 
 
 def test_a_first_level_narrower_than_a_folded_cell_is_warned_about() -> None:

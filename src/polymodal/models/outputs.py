@@ -52,10 +52,12 @@ class CaptionOutput:
 @dataclass
 class DiffusionOutput:
     """A text-to-image model's training pass: the UNet's prediction for noised images and what it
-    should have predicted (the added noise), both (B, C, H, W) in the UNet's folded pixel space."""
+    should have predicted (the added noise, the velocity or the clean image: ``GeneratorSpec.prediction_type``),
+    both (B, C, H, W) in the UNet's folded pixel space; ``weight`` (B,) weighs each row's error (min-SNR)."""
 
     prediction: torch.Tensor
     target: torch.Tensor
+    weight: torch.Tensor | None = None
 
 
 ModelOutput = EmbeddingOutput | ClassifierOutput | CTCOutput | CaptionOutput | DiffusionOutput

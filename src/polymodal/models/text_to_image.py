@@ -9,10 +9,12 @@ example locks the packaged MiniLM, so its token sequences are computed once per 
 background, so a 4 px cell loses little; at 64 px unfolded the smallest UNet measured ~2
 samples/s here (docs/examples.md section 10).
 
-Training (``forward``) adds DDPM noise at a random step and asks for the noise back
+Training (``forward``) adds DDPM noise at a random step and asks for the velocity back
+(``prediction_type``: or the noise, or the clean image), each row weighed by min-SNR-gamma
 (``DiffusionOutput``); a tenth of the rows see a learned empty condition instead of their text,
-so sampling can use classifier-free guidance. ``generate(prompts)`` runs DDIM from the same
-noise schedule.
+so sampling can use classifier-free guidance. With ``pooled_condition`` the tokens' masked mean
+also joins the UNet's time embedding, so every ResNet block reads the prompt.
+``generate(prompts)`` runs DDIM from the same noise schedule.
 """
 
 from __future__ import annotations
@@ -67,12 +69,18 @@ def build_unet(spec: GeneratorSpec, text_dim: int) -> nn.Module:
                       UserWarning, stacklevel=2)
     down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in spec.cross_attention)
     up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(spec.cross_attention))
+    pooled: dict[str, Any] = ({"class_embed_type": "projection", "projection_class_embeddings_input_dim": text_dim}
+                              if spec.pooled_condition else {})
     unet: nn.Module = _diffusers().UNet2DConditionModel(
         sample_size=grid, in_channels=channels, out_channels=channels,
         block_out_channels=tuple(spec.block_out_channels), layers_per_block=spec.layers_per_block,
         down_block_types=down, up_block_types=up, cross_attention_dim=text_dim,
-        attention_head_dim=spec.attention_head_dim, norm_num_groups=spec.norm_num_groups)
+        attention_head_dim=spec.attention_head_dim, norm_num_groups=spec.norm_num_groups, **pooled)
     return unet
+
+
+# what a model saved before these options existed was trained as (its config lacks them)
+LEGACY_GENERATOR = {"prediction_type": "epsilon", "min_snr_gamma": None, "pooled_condition": False}
 
 
 class TextToImageModel(PretrainedMixin, nn.Module):
@@ -126,7 +134,34 @@ class TextToImageModel(PretrainedMixin, nn.Module):
         # divide the noise error by sqrt(alpha_bar) ~ 0.03 near t = 1000 under this schedule, and a model with
         # val noise MSE 0.086 drew pure noise (measured); training's add_noise does not use it
         return cls(num_train_timesteps=self.spec.train_timesteps, beta_schedule="squaredcos_cap_v2",
-                   prediction_type="epsilon", clip_sample=True)
+                   prediction_type=self.spec.prediction_type, clip_sample=True)
+
+    def training_target(self, sched: Any, clean: torch.Tensor, noise: torch.Tensor,
+                        steps: torch.Tensor) -> torch.Tensor:
+        """What the UNet should output for ``clean`` noised with ``noise`` at ``steps``."""
+        kind = self.spec.prediction_type
+        if kind == "epsilon":
+            return noise
+        if kind == "v_prediction":
+            return sched.get_velocity(clean, noise, steps)  # type: ignore[no-any-return]
+        return clean
+
+    def loss_weights(self, sched: Any, steps: torch.Tensor) -> torch.Tensor | None:
+        """min-SNR-gamma per row, in the form each prediction type needs (diffusers' train_text_to_image:
+        the clipped SNR over SNR for epsilon, over SNR + 1 for v, itself for the clean image)."""
+        gamma = self.spec.min_snr_gamma
+        if gamma is None:
+            return None
+        from diffusers.training_utils import compute_snr
+
+        snr = compute_snr(sched, steps).float().clamp(min=1e-8)
+        clipped = snr.clamp(max=gamma)
+        kind = self.spec.prediction_type
+        if kind == "epsilon":
+            return clipped / snr
+        if kind == "v_prediction":
+            return clipped / (snr + 1)
+        return clipped
 
     def condition(self, text: Any, drop: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The text tower's tokens (B, T, D) and mask; rows where ``drop`` is true get the empty condition."""
@@ -150,7 +185,12 @@ class TextToImageModel(PretrainedMixin, nn.Module):
 
     def denoise(self, noisy: torch.Tensor, steps: torch.Tensor, tokens: torch.Tensor,
                 mask: torch.Tensor) -> torch.Tensor:
-        out: Any = self.unet(noisy, steps, encoder_hidden_states=tokens, encoder_attention_mask=mask.long())
+        pooled = None
+        if self.spec.pooled_condition:
+            weights = mask.to(tokens.dtype)[..., None]
+            pooled = (tokens * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        out: Any = self.unet(noisy, steps, encoder_hidden_states=tokens, encoder_attention_mask=mask.long(),
+                             class_labels=pooled)
         return out.sample  # type: ignore[no-any-return]
 
     def forward(self, batch: dict[str, Any]) -> DiffusionOutput:
@@ -165,8 +205,10 @@ class TextToImageModel(PretrainedMixin, nn.Module):
         steps = torch.randint(0, self.spec.train_timesteps, (n,), generator=generator).to(clean.device)
         drop = torch.rand(n, generator=generator) < self.spec.condition_dropout if self.training else None
         tokens, mask = self.condition(batch["text"], None if drop is None else drop.to(clean.device))
-        noisy = self.scheduler().add_noise(clean, noise, steps)
-        return DiffusionOutput(self.denoise(noisy, steps, tokens, mask), noise)
+        sched = self.scheduler()
+        noisy = sched.add_noise(clean, noise, steps)
+        return DiffusionOutput(self.denoise(noisy, steps, tokens, mask), self.training_target(sched, clean, noise, steps),
+                               self.loss_weights(sched, steps))
 
     # ------------------------------------------------------------------ generation
     def check_prompts(self, prompts: Sequence[str]) -> list[str]:
@@ -214,23 +256,41 @@ class TextToImageModel(PretrainedMixin, nn.Module):
             for k in range(0, len(asks), batch_size):
                 chunk = asks[k:k + batch_size]
                 tokens, mask = self.condition(_to(self.text_tower.preprocess(chunk), device))
-                empty_t, empty_m = self._empty(tokens.shape[0], tokens.shape[1], device)
                 x = torch.randn((len(chunk), 3 * self.spec.patch**2, grid, grid), generator=generator).to(device)
-                sched = self.scheduler("ddim")
-                sched.set_timesteps(n_steps)
-                for t in sched.timesteps:
-                    step = t.expand(len(chunk)).to(device)
-                    eps = self.denoise(x, step, tokens, mask)
-                    if scale > 0:
-                        plain = self.denoise(x, step, empty_t, empty_m)
-                        eps = plain + scale * (eps - plain)
-                    x = sched.step(eps, t, x).prev_sample
-                pixels = self.unfold(x).clamp(-1, 1)
-                arrays = ((pixels + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-                out.extend(Image.fromarray(a) for a in arrays)
+                out.extend(self.to_images(self.sample_folded(x, tokens, mask, n_steps, scale)))
         finally:
             self.train(was)
         return out
+
+    def sampling_timesteps(self, n_steps: int) -> torch.Tensor:
+        sched = self.scheduler("ddim")
+        sched.set_timesteps(n_steps)
+        return sched.timesteps  # type: ignore[no-any-return]
+
+    @torch.inference_mode()
+    def sample_folded(self, x: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor, n_steps: int, scale: float,
+                      start: int | None = None) -> torch.Tensor:
+        """DDIM over ``n_steps`` of the schedule from ``x`` (folded); with ``start``, only the steps at or below it,
+        so ``x`` must be an image noised to the first of those (benchmarks/text_to_image/diagnose.py)."""
+        sched = self.scheduler("ddim")
+        sched.set_timesteps(n_steps)
+        empty_t, empty_m = self._empty(tokens.shape[0], tokens.shape[1], x.device)
+        for t in sched.timesteps:
+            if start is not None and int(t) > start:
+                continue
+            step = t.expand(x.shape[0]).to(x.device)
+            pred = self.denoise(x, step, tokens, mask)
+            if scale > 0:
+                # guidance is linear in the prediction, so it holds for noise, velocity and clean image alike
+                plain = self.denoise(x, step, empty_t, empty_m)
+                pred = plain + scale * (pred - plain)
+            x = sched.step(pred, t, x).prev_sample
+        return x
+
+    def to_images(self, folded: torch.Tensor) -> list[Image.Image]:
+        pixels = self.unfold(folded).clamp(-1, 1)
+        arrays = ((pixels + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        return [Image.fromarray(a) for a in arrays]
 
     def _empty(self, n: int, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = torch.zeros(n, length, self.null_condition.shape[-1], device=device)
@@ -249,7 +309,7 @@ class TextToImageModel(PretrainedMixin, nn.Module):
     @classmethod
     def _from_config(cls, config: dict[str, Any], folder: Path) -> TextToImageModel:
         text = tower_from_saved(config["towers"]["text"], folder / "towers" / "text")
-        return cls(text, GeneratorSpec.model_validate(config["generator"]))
+        return cls(text, GeneratorSpec.model_validate({**LEGACY_GENERATOR, **config["generator"]}))
 
 
 register_model_class(TextToImageModel)
