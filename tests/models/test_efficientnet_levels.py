@@ -1,7 +1,8 @@
 """EfficientNet-Lite0's ``feature_levels`` / ``grid`` options, in a captioner on real shapes images.
 
-A random-init network at 64 px keeps it cheap (the options change which outputs are read, not the
-weights; the packaged ImageNet weights are the example's): the default grid is the head's (unchanged),
+One packaged ImageNet network at 64 px is shared by every encoder here (the options change which
+outputs are read, not the weights; passes of a random-init network ran ~50x slower here, cause
+not diagnosed): the default grid is the head's (unchanged),
 a middle block's grid joins or replaces it, the locked grid is cached like any locked tower's,
 the decoder trains on the cached grid, and the saved captioner reloads and captions alike.
 """
@@ -21,21 +22,22 @@ from polymodal.errors import ModelError
 from polymodal.models.captioner import CaptioningModel
 from polymodal.models.decoder import TextDecoder, data_tokenizer
 from polymodal.models.encoders.efficientnet_lite import EfficientNetLiteEncoder
-from polymodal.models.towers import Tower
+from polymodal.models.towers import Tower, build_tower
 from polymodal.objectives.captioning import CaptioningLoss
 from polymodal.train.feature_cache import precompute_features, stack_tokens
 
 
-def _encoder(**options: Any) -> EfficientNetLiteEncoder:
-    spec = {"modality": "image", "source": "efficientnet-lite0", "options": {"image_size": 64, **options}}
-    return EfficientNetLiteEncoder(spec, pretrained=False)
-
-
 def _sharing(net: Any, **options: Any) -> EfficientNetLiteEncoder:
-    """Another options' encoder over the same network: one build instead of three."""
-    encoder = _encoder(**options)
+    """An encoder with these options over an already loaded network: one weights load for the module."""
+    spec = {"modality": "image", "source": "efficientnet-lite0", "options": {"image_size": 64, **options}}
+    encoder = EfficientNetLiteEncoder(spec, pretrained=False)
     encoder.net = net
     return encoder.eval()
+
+
+@pytest.fixture(scope="module")
+def imagenet_net() -> Any:
+    return build_tower({"modality": "image", "source": "efficientnet-lite0", "options": {"image_size": 64}}).encoder.net
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +46,9 @@ def rows(shapes_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in manifest[:4]]
 
 
-def test_levels_build_the_grid_the_options_name(shapes_dir: Path, rows: list[dict[str, Any]]) -> None:
-    torch.manual_seed(0)
-    default = _encoder().eval()
-    both, middle = _sharing(default.net, feature_levels=[7, "head"]), _sharing(default.net, feature_levels=[7])
+def test_levels_build_the_grid_the_options_name(shapes_dir: Path, rows: list[dict[str, Any]], imagenet_net: Any) -> None:
+    default = _sharing(imagenet_net)
+    both, middle = _sharing(imagenet_net, feature_levels=[7, "head"]), _sharing(imagenet_net, feature_levels=[7])
     pixels = default.preprocess([str(shapes_dir / r["image"]) for r in rows[:2]])
     with torch.inference_mode():
         head, _ = default.forward_tokens(pixels)
@@ -61,17 +62,18 @@ def test_levels_build_the_grid_the_options_name(shapes_dir: Path, rows: list[dic
     cells = own.reshape(2, 2, 2, 2, 2, 80).mean((2, 4)).reshape(2, 4, 80)
     torch.testing.assert_close(joined[..., :80], cells)
     with pytest.raises(ModelError, match="feature_levels must be distinct block indices in 0..15"):
-        _sharing(default.net, feature_levels=[16])
+        _sharing(imagenet_net, feature_levels=[16])
     with pytest.raises(ModelError, match="feature_levels must be distinct"):
-        _sharing(default.net, feature_levels=[7, 7])
+        _sharing(imagenet_net, feature_levels=[7, 7])
     with pytest.raises(ModelError, match="options.grid must be an integer"):
-        _sharing(default.net, feature_levels=[7], grid=0)
+        _sharing(imagenet_net, feature_levels=[7], grid=0)
 
 
 def test_a_multi_level_captioner_caches_trains_saves_and_captions(shapes_dir: Path, rows: list[dict[str, Any]],
-                                                                  tmp_path: Path, find_pickles: Any) -> None:
+                                                                  tmp_path: Path, find_pickles: Any,
+                                                                  imagenet_net: Any) -> None:
     torch.manual_seed(0)
-    image = Tower(_encoder(feature_levels=[4, 7], grid=2))
+    image = Tower(_sharing(imagenet_net, feature_levels=[4, 7], grid=2))
     texts = [r["text"] for r in rows]
     decoder = TextDecoder.build("scratch", num_layers=1, hidden_dim=32, num_heads=2, max_length=24, dropout=0.0,
                                 tokenizer=data_tokenizer(texts))
