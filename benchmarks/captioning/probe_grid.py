@@ -6,6 +6,7 @@ the bottleneck. Held-out colour-shape pairs (never in a training scene) are scor
 a probe trained on seen pairs that still reads them shows colour and shape are represented apart.
 
     python benchmarks/captioning/probe_grid.py data/shapes --tower efficientnet-lite0 --image-size 96
+    python benchmarks/captioning/probe_grid.py data/shapes --levels 7 --grid 3   # block 7's grid, pooled to 3x3
     python benchmarks/captioning/probe_grid.py data/shapes --model runs/captioning   # a trained captioner's tower
 
 Object positions are not in the manifest; they are re-drawn from the dataset's seed with
@@ -71,6 +72,9 @@ def main() -> None:
     ap.add_argument("data", type=Path)
     ap.add_argument("--tower", default="efficientnet-lite0")
     ap.add_argument("--image-size", type=int, default=96)
+    ap.add_argument("--levels", nargs="*", default=None,
+                    help="options.feature_levels: block indices and/or 'head', joined per cell")
+    ap.add_argument("--grid", type=int, default=None, help="options.grid: pool every level to grid x grid")
     ap.add_argument("--model", type=Path, default=None, help="a saved captioner; probes its image tower")
     ap.add_argument("--train-rows", type=int, default=1200)
     args = ap.parse_args()
@@ -83,7 +87,12 @@ def main() -> None:
 
         tower = polymodal.load(args.model).towers["image"]
     else:
-        tower = build_tower({"modality": "image", "source": args.tower, "options": {"image_size": args.image_size}})
+        options: dict[str, Any] = {"image_size": args.image_size}
+        if args.levels:
+            options["feature_levels"] = [v if v == "head" else int(v) for v in args.levels]
+        if args.grid:
+            options["grid"] = args.grid
+        tower = build_tower({"modality": "image", "source": args.tower, "options": options})
     start = time.perf_counter()
     ftr, fte = grids(tower, args.data, train), grids(tower, args.data, test)
     side = int(round(ftr.shape[1] ** 0.5))
@@ -93,7 +102,7 @@ def main() -> None:
     xtr, xte = (xtr - mean) / std, (xte - mean) / std
     held = {tuple(c.split()) for c in json.loads((args.data / "dataset.json").read_text())["builtin"]["heldout_combos"]}
     is_held = np.array([(o["color"], o["shape"]) in held for o in ote])
-    result: dict[str, Any] = {"source": str(args.model or args.tower), "grid": f"{side}x{side}", "dim": int(xtr.shape[1]),
+    result: dict[str, Any] = {"source": str(args.model or args.tower), "levels": args.levels, "grid": f"{side}x{side}", "dim": int(xtr.shape[1]),
                               "train_objects": len(otr), "test_objects": len(ote), "heldout_objects": int(is_held.sum())}
     for attr in ("color", "shape"):
         probe = LogisticRegression(max_iter=2000, C=1.0).fit(xtr, [o[attr] for o in otr])

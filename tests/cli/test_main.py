@@ -39,10 +39,9 @@ def test_every_command_has_version_and_help(capsys: pytest.CaptureFixture[str]) 
     assert seen >= 1
 
 
-def test_console_script_runs() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "polymodal.cli.main", "--version"], capture_output=True, text=True, check=True
-    )
+@pytest.mark.parametrize("module", ["polymodal.cli.main", "polymodal"])
+def test_console_script_runs(module: str) -> None:
+    out = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True, check=True)
     assert __version__ in out.stdout
 
 

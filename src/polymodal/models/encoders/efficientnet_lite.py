@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from polymodal.errors import ModelError
@@ -48,9 +49,39 @@ def _plain_pointwise(net: nn.Module) -> None:
                 setattr(parent, name, plain)
 
 
+HEAD = "head"  # the last stage (1280-d conv head): today's and the default token grid
+
+
+def _feature_levels(value: Any, blocks: int) -> tuple[int | str, ...]:
+    if value is None:
+        return (HEAD,)
+    ok = isinstance(value, list | tuple) and value and all(
+        v == HEAD or (isinstance(v, int) and not isinstance(v, bool) and 0 <= v < blocks) for v in value)
+    if not ok or len(set(value)) != len(value):
+        raise ModelError(f"efficientnet-lite0: options.feature_levels must be distinct block indices in "
+                         f"0..{blocks - 1} and/or {HEAD!r}, got {value!r}")
+    return tuple(sorted(value, key=lambda v: blocks if v == HEAD else int(v)))
+
+
+def _grid_side(value: Any) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 64:
+        raise ModelError(f"efficientnet-lite0: options.grid must be an integer in 1..64, got {value!r}")
+    return value
+
+
 class EfficientNetLiteEncoder(Encoder):
     """``options.image_size`` (default 224, the training size) trades accuracy for speed:
-    the network is fully convolutional, so 112 px costs a quarter of the compute."""
+    the network is fully convolutional, so 112 px costs a quarter of the compute.
+
+    ``options.feature_levels`` (default ``["head"]``, the last stage): which outputs make the token
+    grid, MBConv block indices (0..15) and/or ``"head"``, concatenated per cell; the network runs
+    only as deep as the deepest one. ``options.grid`` (default: that level's own grid) average-pools
+    every level to a ``grid`` x ``grid`` token grid. Measured on ``shapes`` (docs/examples.md
+    section 9): the head ties an object's colour to its shape; a middle block holds both apart,
+    which naming an unseen colour-shape pair needs.
+    """
 
     modality = "image"
 
@@ -61,8 +92,13 @@ class EfficientNetLiteEncoder(Encoder):
         if not isinstance(size, int) or not 32 <= size <= 1024:
             raise ModelError(f"efficientnet-lite0: options.image_size must be an integer in 32..1024, got {size!r}")
         self.image_size = size
-        self.net: Any = _backbone(pretrained)
-        self.hidden_dim = self.pooled_dim = 1280
+        net: Any = _backbone(pretrained)
+        self.net = net
+        options = spec.get("options") or {}
+        self.feature_levels = _feature_levels(options.get("feature_levels"), len(net._blocks))
+        self.grid = _grid_side(options.get("grid"))
+        widths = [1280 if v == HEAD else int(net._blocks[int(v)]._block_args.output_filters) for v in self.feature_levels]
+        self.hidden_dim = self.pooled_dim = sum(widths)
 
     def preprocess(self, items: list[Any]) -> torch.Tensor:
         # (pixel - 127) / 128 on the 0..255 scale == (x - 127/255) / (128/255) on 0..1
@@ -72,7 +108,26 @@ class EfficientNetLiteEncoder(Encoder):
         # channels-last input lets oneDNN pick its NHWC depthwise/pointwise kernels: a training
         # step at 64 px ran 1.8x faster (1.04 -> 0.57 s per 64 images on 2 cores). The weights
         # keep their layout, so saved tensors stay contiguous.
-        return self.net.extract_features(inputs.contiguous(memory_format=torch.channels_last))
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+        if self.feature_levels == (HEAD,) and self.grid is None:
+            return self.net.extract_features(inputs)
+        return self._levels(inputs)
+
+    def _levels(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The package's ``extract_features`` loop, keeping the chosen outputs and stopping after the deepest."""
+        net = self.net
+        x = net._swish(net._bn0(net._conv_stem(inputs)))
+        kept = []
+        last = len(net._blocks) - 1 if HEAD in self.feature_levels else int(self.feature_levels[-1])
+        for idx, block in enumerate(net._blocks[:last + 1]):
+            rate = net._global_params.drop_connect_rate
+            x = block(x, drop_connect_rate=rate * idx / len(net._blocks) if rate else rate)
+            if idx in self.feature_levels:
+                kept.append(x)
+        if HEAD in self.feature_levels:
+            kept.append(net._swish(net._bn1(net._conv_head(x))))
+        side = (self.grid, self.grid) if self.grid else kept[-1].shape[-2:]
+        return torch.cat([k if k.shape[-2:] == side else F.adaptive_avg_pool2d(k, side) for k in kept], 1)
 
     def forward_tokens(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = self._features(inputs).flatten(2).transpose(1, 2)
